@@ -1,0 +1,156 @@
+package proxykit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/servicemap"
+)
+
+// Proxy glues the pieces together: it takes service and slice changes from
+// any goroutine, and its Run loop turns the pending changes into a
+// Snapshot and hands it to the Syncer at a bounded frequency (see Runner).
+type Proxy struct {
+	syncer   Syncer
+	runner   *Runner
+	services *servicemap.Tracker
+	slices   *endpoints.Tracker
+	log      func(msg string, args ...any)
+
+	mu       sync.Mutex
+	node     Node
+	nodeDirt bool
+	last     *Snapshot
+
+	// Owned by the sync loop.
+	b         *builder
+	changed   changeSet // since the last successful sync
+	conntrack changeSet
+}
+
+// New returns a Proxy for node that syncs through s. Options tune the sync
+// loop (WithMinSyncInterval, WithMaxSyncInterval, WithHealthTimeout,
+// WithRetryBackoff, WithLogger); they are checked when Run starts.
+func New(node Node, s Syncer, opts ...Option) *Proxy {
+	p := &Proxy{
+		syncer:    s,
+		services:  servicemap.NewTracker(),
+		slices:    endpoints.NewTracker(),
+		node:      node,
+		b:         newBuilder(node),
+		changed:   make(changeSet),
+		conntrack: make(changeSet),
+	}
+	o := buildOptions(opts)
+	p.log = o.logger.Debug
+	p.runner = NewRunner(p.sync, opts...)
+	return p
+}
+
+// OnServiceUpdate records that a service was added (prev nil), changed,
+// or deleted (cur nil). An invalid cur is rejected with an error that
+// lists every problem, and the service keeps its previous rules.
+func (p *Proxy) OnServiceUpdate(prev, cur *servicemap.Service) error {
+	if err := p.services.Update(prev, cur); err != nil {
+		return err
+	}
+	p.runner.Trigger()
+	return nil
+}
+
+// OnServiceDelete records that a service was deleted.
+func (p *Proxy) OnServiceDelete(svc *servicemap.Service) {
+	p.services.Delete(svc)
+	p.runner.Trigger()
+}
+
+// OnSliceUpdate records a new or changed endpoint slice. An invalid slice
+// is rejected with an error and the previous version stays in force.
+func (p *Proxy) OnSliceUpdate(s *endpoints.Slice) error {
+	if err := p.slices.Update(s); err != nil {
+		return err
+	}
+	p.runner.Trigger()
+	return nil
+}
+
+// OnSliceDelete records that an endpoint slice was deleted.
+func (p *Proxy) OnSliceDelete(s *endpoints.Slice) {
+	p.slices.Delete(s)
+	p.runner.Trigger()
+}
+
+// SetNode changes what the proxy knows of its node (zone, addresses);
+// every port is recategorised at the next sync.
+func (p *Proxy) SetNode(n Node) {
+	p.mu.Lock()
+	if !p.node.equal(n) {
+		p.node = n
+		p.nodeDirt = true
+	}
+	p.mu.Unlock()
+	p.runner.Trigger()
+}
+
+// Run runs the sync loop until ctx is done. It returns ctx's error, or at
+// once an error about invalid options.
+func (p *Proxy) Run(ctx context.Context) error { return p.runner.Run(ctx) }
+
+// Healthy returns nil while every queued change was applied within the
+// health timeout, and an error saying what is late otherwise.
+func (p *Proxy) Healthy() error { return p.runner.Healthy() }
+
+// Snapshot returns the last snapshot that was synced successfully, or nil
+// before the first one.
+func (p *Proxy) Snapshot() *Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+// sync is the Runner's SyncFunc.
+func (p *Proxy) sync(ctx context.Context, full bool) error {
+	start := time.Now()
+	snap := p.next(full)
+	if err := p.syncer.Sync(ctx, snap); err != nil {
+		return err
+	}
+	clear(p.changed)
+	clear(p.conntrack)
+	p.mu.Lock()
+	p.last = snap
+	p.mu.Unlock()
+	p.log("proxykit: synced", "generation", snap.Generation(), "full", full,
+		"changed", len(snap.Changed()), "took", time.Since(start))
+	return nil
+}
+
+// next applies the pending changes and makes the next snapshot.
+func (p *Proxy) next(full bool) *Snapshot {
+	p.mu.Lock()
+	node, nodeDirt := p.node, p.nodeDirt
+	p.nodeDirt = false
+	p.mu.Unlock()
+
+	b := p.b
+	var sch servicemap.Changes
+	var ech endpoints.Changes
+	b.services, sch = p.services.Apply(b.services)
+	b.endpoints, ech = p.slices.Apply(b.endpoints)
+	b.node = node
+
+	round := make(changeSet, len(sch.Updated)+len(sch.Deleted)+len(ech.Ports))
+	round.add(sch.Updated...)
+	round.add(sch.Deleted...)
+	round.add(ech.Ports...)
+	names := round.sorted()
+	b.recompute(names, nodeDirt)
+
+	p.changed.add(names...)
+	p.conntrack.add(conntrackPorts(sch)...)
+	p.conntrack.add(ech.Conntrack...)
+	// A new node address or zone can change any port: program everything.
+	return b.snapshot(full || nodeDirt, p.changed.sorted(), p.conntrack.sorted())
+}
