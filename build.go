@@ -3,7 +3,6 @@ package proxykit
 import (
 	"errors"
 	"net/netip"
-	"slices"
 
 	"github.com/proxykit/proxykit/endpoints"
 	"github.com/proxykit/proxykit/internal/sorted"
@@ -51,6 +50,9 @@ func (b *builder) recompute(names []servicemap.PortName, all bool) {
 		return
 	}
 	var edits [2][]sorted.Edit[servicemap.PortName, *PortState]
+	for i := range edits {
+		edits[i] = make([]sorted.Edit[servicemap.PortName, *PortState], 0, len(names))
+	}
 	for _, n := range names {
 		sp, ok := b.services.Get(n)
 		var eps [2][]endpoints.Endpoint
@@ -60,6 +62,11 @@ func (b *builder) recompute(names []servicemap.PortName, all bool) {
 		}
 		for i, fam := range Families {
 			st := portState(sp, fam, eps[i], b.node)
+			if st == nil {
+				if _, ok := b.families[i].Get(n); !ok {
+					continue // nothing to delete
+				}
+			}
 			edits[i] = append(edits[i], sorted.Edit[servicemap.PortName, *PortState]{Key: n, Value: st, Delete: st == nil})
 		}
 	}
@@ -138,38 +145,64 @@ func ofFamily[T any](xs []T, fam Family, addr func(T) netip.Addr) []T {
 	return out
 }
 
-// changeSet accumulates the ports changed since the last successful sync.
-type changeSet map[servicemap.PortName]struct{}
-
-func (c changeSet) add(names ...servicemap.PortName) {
-	for _, n := range names {
-		c[n] = struct{}{}
+// mergeNames merges sorted lists of port names into one sorted list
+// without duplicates. It returns a list itself, without copying, when the
+// others are empty.
+func mergeNames(lists ...[]servicemap.PortName) []servicemap.PortName {
+	var nonEmpty [][]servicemap.PortName
+	total := 0
+	for _, l := range lists {
+		if len(l) > 0 {
+			nonEmpty = append(nonEmpty, l)
+			total += len(l)
+		}
+	}
+	switch len(nonEmpty) {
+	case 0:
+		return nil
+	case 1:
+		return nonEmpty[0]
+	}
+	out := make([]servicemap.PortName, 0, total)
+	for {
+		// The smallest head; few lists, so a linear scan is cheapest.
+		min := -1
+		for i, l := range nonEmpty {
+			if len(l) > 0 && (min < 0 || l[0].Compare(nonEmpty[min][0]) < 0) {
+				min = i
+			}
+		}
+		if min < 0 {
+			return out
+		}
+		n := nonEmpty[min][0]
+		if len(out) == 0 || out[len(out)-1] != n {
+			out = append(out, n)
+		}
+		for i, l := range nonEmpty {
+			if len(l) > 0 && l[0] == n {
+				nonEmpty[i] = l[1:]
+			}
+		}
 	}
 }
 
-func (c changeSet) sorted() []servicemap.PortName {
-	out := make([]servicemap.PortName, 0, len(c))
-	for n := range c {
-		out = append(out, n)
-	}
-	slices.SortFunc(out, servicemap.PortName.Compare)
-	return out
-}
-
-// conntrackPorts returns the UDP and SCTP ports among the service changes.
+// conntrackPorts returns the UDP and SCTP ports among the service changes,
+// sorted.
 func conntrackPorts(ch servicemap.Changes) []servicemap.PortName {
 	if !ch.HasUDPOrSCTP {
 		return nil
 	}
-	var out []servicemap.PortName
-	for _, list := range [][]servicemap.PortName{ch.Updated, ch.Deleted} {
+	pick := func(list []servicemap.PortName) []servicemap.PortName {
+		var out []servicemap.PortName
 		for _, n := range list {
 			if n.Protocol == servicemap.UDP || n.Protocol == servicemap.SCTP {
 				out = append(out, n)
 			}
 		}
+		return out
 	}
-	return out
+	return mergeNames(pick(ch.Updated), pick(ch.Deleted))
 }
 
 // NewSnapshot builds a full snapshot from a complete set of services and
@@ -199,13 +232,7 @@ func NewSnapshot(node Node, services []*servicemap.Service, slices []*endpoints.
 	var ech endpoints.Changes
 	b.services, sch = st.Apply(b.services)
 	b.endpoints, ech = et.Apply(b.endpoints)
-	changed := make(changeSet, len(sch.Updated))
-	changed.add(sch.Updated...)
-	changed.add(ech.Ports...)
-	names := changed.sorted()
+	names := mergeNames(sch.Updated, ech.Ports)
 	b.recompute(names, false)
-	ct := make(changeSet)
-	ct.add(conntrackPorts(sch)...)
-	ct.add(ech.Conntrack...)
-	return b.snapshot(true, names, ct.sorted()), nil
+	return b.snapshot(true, names, mergeNames(conntrackPorts(sch), ech.Conntrack)), nil
 }

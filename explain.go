@@ -96,9 +96,15 @@ type AffinityKey struct {
 // With an Affinity table the Oracle also predicts ClientIP affinity
 // (§4): Observe records where a connection went, and Explain then pins
 // that client to the recorded endpoint while it stays in the set in use.
-// Explain deletes a record whose endpoint has left the set, so it may
-// modify the table. An Oracle is safe for concurrent use as long as its
-// fields are not changed; affinity.Table is safe for concurrent use.
+// Records are keyed by service port and client address, so all frontends
+// of a port share them. Explain deletes a record whose endpoint is not in
+// the set in use (affinity ends, §4), so it may modify the table; the
+// client is then balanced afresh over the whole set, which is the
+// prediction that holds whatever a kernel does with its stale record.
+//
+// An Oracle is safe for concurrent use as long as its fields are not
+// changed (affinity.Table is safe for concurrent use), but concurrent
+// Observe calls for one client race as real connections would.
 type Oracle struct {
 	Policy Policy
 	// Affinity optionally remembers observed choices for ClientIP
@@ -132,7 +138,8 @@ func (o *Oracle) Explain(snap *Snapshot, pkt Packet) Verdict {
 	fs := snap.Family(FamilyOf(pkt.Dst))
 	m, ok := o.match(fs, snap.Node(), pkt)
 	if !ok {
-		return Verdict{UnknownPort: isClusterIP(fs, pkt.Dst), Reason: noMatchReason(isClusterIP(fs, pkt.Dst))}
+		unknown := isClusterIP(fs, pkt.Dst)
+		return Verdict{UnknownPort: unknown, Reason: noMatchReason(unknown)}
 	}
 	sel := selectSet(m.ps, m.frontend, pkt.From)
 	v := Verdict{Port: m.ps.Name, Frontend: m.frontend, External: sel.external}

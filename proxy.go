@@ -3,7 +3,6 @@ package proxykit
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/proxykit/proxykit/endpoints"
 	"github.com/proxykit/proxykit/servicemap"
@@ -17,7 +16,6 @@ type Proxy struct {
 	runner   *Runner
 	services *servicemap.Tracker
 	slices   *endpoints.Tracker
-	log      func(msg string, args ...any)
 
 	mu       sync.Mutex
 	node     Node
@@ -26,8 +24,8 @@ type Proxy struct {
 
 	// Owned by the sync loop.
 	b         *builder
-	changed   changeSet // since the last successful sync
-	conntrack changeSet
+	changed   []servicemap.PortName // since the last successful sync, sorted
+	conntrack []servicemap.PortName
 }
 
 // New returns a Proxy for node that syncs through s. Options tune the sync
@@ -35,16 +33,12 @@ type Proxy struct {
 // WithRetryBackoff, WithLogger); they are checked when Run starts.
 func New(node Node, s Syncer, opts ...Option) *Proxy {
 	p := &Proxy{
-		syncer:    s,
-		services:  servicemap.NewTracker(),
-		slices:    endpoints.NewTracker(),
-		node:      node,
-		b:         newBuilder(node),
-		changed:   make(changeSet),
-		conntrack: make(changeSet),
+		syncer:   s,
+		services: servicemap.NewTracker(),
+		slices:   endpoints.NewTracker(),
+		node:     node,
+		b:        newBuilder(node),
 	}
-	o := buildOptions(opts)
-	p.log = o.logger.Debug
 	p.runner = NewRunner(p.sync, opts...)
 	return p
 }
@@ -112,19 +106,21 @@ func (p *Proxy) Snapshot() *Snapshot {
 
 // sync is the Runner's SyncFunc.
 func (p *Proxy) sync(ctx context.Context, full bool) error {
-	start := time.Now()
 	snap := p.next(full)
 	if err := p.syncer.Sync(ctx, snap); err != nil {
 		return err
 	}
-	clear(p.changed)
-	clear(p.conntrack)
+	p.applied(snap)
+	return nil
+}
+
+// applied records a successful sync of snap: the changes it carried are
+// done.
+func (p *Proxy) applied(snap *Snapshot) {
+	p.changed, p.conntrack = nil, nil
 	p.mu.Lock()
 	p.last = snap
 	p.mu.Unlock()
-	p.log("proxykit: synced", "generation", snap.Generation(), "full", full,
-		"changed", len(snap.Changed()), "took", time.Since(start))
-	return nil
 }
 
 // next applies the pending changes and makes the next snapshot.
@@ -141,16 +137,11 @@ func (p *Proxy) next(full bool) *Snapshot {
 	b.endpoints, ech = p.slices.Apply(b.endpoints)
 	b.node = node
 
-	round := make(changeSet, len(sch.Updated)+len(sch.Deleted)+len(ech.Ports))
-	round.add(sch.Updated...)
-	round.add(sch.Deleted...)
-	round.add(ech.Ports...)
-	names := round.sorted()
+	names := mergeNames(sch.Updated, sch.Deleted, ech.Ports)
 	b.recompute(names, nodeDirt)
 
-	p.changed.add(names...)
-	p.conntrack.add(conntrackPorts(sch)...)
-	p.conntrack.add(ech.Conntrack...)
+	p.changed = mergeNames(p.changed, names)
+	p.conntrack = mergeNames(p.conntrack, conntrackPorts(sch), ech.Conntrack)
 	// A new node address or zone can change any port: program everything.
-	return b.snapshot(full || nodeDirt, p.changed.sorted(), p.conntrack.sorted())
+	return b.snapshot(full || nodeDirt, p.changed, p.conntrack)
 }

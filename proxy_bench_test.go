@@ -63,8 +63,7 @@ func BenchmarkOneSliceChange(b *testing.B) {
 				_ = p.OnServiceUpdate(nil, svcs[i])
 				_ = p.OnSliceUpdate(slices[i])
 			}
-			p.next(true)
-			clear(p.changed)
+			p.applied(p.next(true))
 			// Two versions of one slice to alternate between.
 			k := n / 2
 			versions := [2]*endpoints.Slice{genSlice(svcs[k].Name, k, 10, 1), slices[k]}
@@ -80,8 +79,7 @@ func BenchmarkOneSliceChange(b *testing.B) {
 					b.Fatalf("changed = %v, want one port", snap.Changed())
 				}
 				// What a successful sync does.
-				clear(p.changed)
-				clear(p.conntrack)
+				p.applied(snap)
 			}
 		})
 	}

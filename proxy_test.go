@@ -33,7 +33,7 @@ func dualStackService() *servicemap.Service {
 	}
 }
 
-func webSlice(addrs ...string) *endpoints.Slice {
+func webEndpoints(addrs ...string) *endpoints.Slice {
 	s := &endpoints.Slice{
 		Namespace: "ns", Service: "web", Name: "web-1",
 		Ports: []endpoints.Port{{Name: "http", Protocol: servicemap.TCP, Port: 8080}},
@@ -49,7 +49,7 @@ var webHTTP = servicemap.PortName{Namespace: "ns", Name: "web", Port: "http", Pr
 // §1: each family is decided on its own; v4 frontends use only v4
 // endpoints, v6 frontends only v6 endpoints.
 func TestNewSnapshotSplitsFamilies(t *testing.T) {
-	snap, err := NewSnapshot(Node{Name: "n1"}, []*servicemap.Service{dualStackService()}, []*endpoints.Slice{webSlice("10.0.0.2", "fd00::2", "10.0.0.1")})
+	snap, err := NewSnapshot(Node{Name: "n1"}, []*servicemap.Service{dualStackService()}, []*endpoints.Slice{webEndpoints("10.0.0.2", "fd00::2", "10.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,15 +134,14 @@ func TestProxyIncrementalSnapshots(t *testing.T) {
 	if err := p.OnServiceUpdate(nil, dualStackService()); err != nil {
 		t.Fatal(err)
 	}
-	_ = p.OnSliceUpdate(webSlice("10.0.0.1"))
+	_ = p.OnSliceUpdate(webEndpoints("10.0.0.1"))
 	s1 := p.next(true)
-	clear(p.changed)
-	clear(p.conntrack)
+	p.applied(s1)
 
 	other := &servicemap.Service{Namespace: "a", Name: "dns", ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.53")},
 		Ports: []servicemap.Port{{Name: "dns", Protocol: servicemap.UDP, Port: 53}}}
 	_ = p.OnServiceUpdate(nil, other)
-	_ = p.OnSliceUpdate(webSlice("10.0.0.1", "10.0.0.2"))
+	_ = p.OnSliceUpdate(webEndpoints("10.0.0.1", "10.0.0.2"))
 	s2 := p.next(false)
 
 	dns := servicemap.PortName{Namespace: "a", Name: "dns", Port: "dns", Protocol: servicemap.UDP}
@@ -230,7 +229,7 @@ func TestProxySetNodeRecategorises(t *testing.T) {
 	svc.InternalTrafficPolicy = servicemap.Local
 	p := New(Node{Name: "n2"}, nopSyncer())
 	_ = p.OnServiceUpdate(nil, svc)
-	_ = p.OnSliceUpdate(webSlice("10.0.0.1")) // on n1
+	_ = p.OnSliceUpdate(webEndpoints("10.0.0.1")) // on n1
 	s1 := p.next(false)
 	st, _ := s1.Family(IPv4).Get(webHTTP)
 	if len(st.Endpoints.Local) != 0 {
@@ -262,7 +261,7 @@ func TestProxyRunEndToEnd(t *testing.T) {
 		go func() { done <- p.Run(ctx) }()
 		synctest.Wait()
 		for _, a := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
-			_ = p.OnSliceUpdate(webSlice(a))
+			_ = p.OnSliceUpdate(webEndpoints(a))
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()

@@ -125,6 +125,9 @@ type schedule struct {
 
 // loop is Run's body.
 func (r *Runner) loop(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var s schedule
 	r.step(ctx, &s, true)
 	timer := time.NewTimer(time.Until(s.next(&r.o)))

@@ -4,14 +4,30 @@
 // that applies slice changes to an immutable Map and reports which service
 // ports changed and which need conntrack cleanup (SEMANTICS §9).
 //
+// Validation: Slice.Validate reports every problem at once as a
+// *ValidationError holding one *FieldError per problem, each naming the
+// field path and value. The same address and port may appear more than
+// once, in one slice or several: merging resolves it.
+//
 // Merging: slice ports are matched to service ports by name and protocol
 // (the key is a servicemap.PortName); an address:port that appears in
-// more than one slice keeps its non-terminating copy. Merged lists are
+// more than one slice keeps its non-terminating copy, and among equally
+// terminating copies the one from the slice whose name sorts first. The
+// result never depends on the order of the slices. Merged lists are
 // sorted IPv4 first, then by address and port, so SplitFamily can cut
 // them without copying.
+//
+// Tracking: Tracker.Update and Delete record the latest version of each
+// slice; Apply re-merges only the services with pending changes and
+// builds the new Map by path copying, so one change costs
+// O(endpoints of its service · log n), not O(services). Its Changes say
+// which ports changed and which UDP/SCTP ports need stale-flow cleanup:
+// an endpoint that was usable is no longer (or is gone), or the port
+// gained its first usable endpoint.
 //
 // Non-goals: topology and traffic policy (package topology), kernel access.
 //
 // Concurrency: Tracker is safe for concurrent use; Map is an immutable
-// value. Slices handed to the package must not be modified afterwards.
+// value. Slices handed to the package must not be modified afterwards;
+// merged endpoints share their hint slices with them.
 package endpoints

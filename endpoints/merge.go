@@ -139,6 +139,9 @@ func mergePort(ss []*Slice, k portKey) []Endpoint {
 			}
 		}
 	}
+	if strictlySorted(eps) {
+		return eps // the common case: one slice, sorted, no duplicates
+	}
 	// A stable sort keeps slice order among equally terminating copies of
 	// one address:port, so the first of each run is the one to keep.
 	slices.SortStableFunc(eps, func(a, b Endpoint) int {
@@ -149,6 +152,17 @@ func mergePort(ss []*Slice, k portKey) []Endpoint {
 	})
 	eps = slices.CompactFunc(eps, func(a, b Endpoint) bool { return a.Addr == b.Addr && a.Port == b.Port })
 	return slices.Clip(eps)
+}
+
+// strictlySorted reports whether eps is sorted with Compare and has no
+// duplicate address:port.
+func strictlySorted(eps []Endpoint) bool {
+	for i := 1; i < len(eps); i++ {
+		if Compare(&eps[i-1], &eps[i]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func cmpBool(a, b bool) int {

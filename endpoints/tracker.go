@@ -113,7 +113,9 @@ func (t *Tracker) Apply(m Map) (Map, Changes) {
 		return m, ch
 	}
 	svcs := t.commit()
-	var edits []sorted.Edit[servicemap.PortName, []Endpoint]
+	// Most services have one port: size for that.
+	edits := make([]sorted.Edit[servicemap.PortName, []Endpoint], 0, len(svcs))
+	ch.Ports = make([]servicemap.PortName, 0, len(svcs))
 	for _, svc := range svcs {
 		lists := t.mg.merge(svc, t.applied[svc])
 		edits = diffService(m, svc, lists, edits, &ch)

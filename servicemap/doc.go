@@ -4,6 +4,21 @@
 // Tracker that merges pending changes and applies them to an immutable,
 // sorted Map.
 //
+// Service.Validate reports every problem of a service at once, as a
+// *ValidationError holding one *FieldError per problem; each names the
+// field by its Go path ("Ports[1].NodePort") and the offending value.
+// Service.Flatten fills in the defaults (TCP, ClusterIP, Cluster) and
+// returns nothing for headless and ExternalName services, which get no
+// rules (SEMANTICS §1).
+//
+// Tracker.Update validates the new state and refuses an invalid one, so
+// the state applied before stays in force. Pending changes of one service
+// merge (first previous state, latest current state) and changes that
+// cancel out are dropped. Tracker.Apply brings a Map to the latest states
+// and reports the ports that changed; it trusts the Map, not the
+// previous states the caller passed. Its cost grows with the number of
+// changed services times log n, not with the size of the Map.
+//
 // Non-goals: no Kubernetes API types (the k8s module converts them), no
 // endpoint handling (package endpoints), no kernel access.
 //

@@ -42,12 +42,10 @@ func (e *ValidationError) Error() string {
 	b.WriteString("servicemap: service ")
 	b.WriteString(strconv.Quote(e.Service.String()))
 	b.WriteString(": ")
-	switch len(e.Errors) {
-	case 0:
+	if n := len(e.Errors); n == 0 {
 		b.WriteString("invalid")
-	case 1:
-	default:
-		b.WriteString(strconv.Itoa(len(e.Errors)))
+	} else if n > 1 {
+		b.WriteString(strconv.Itoa(n))
 		b.WriteString(" problems: ")
 	}
 	for i, fe := range e.Errors {

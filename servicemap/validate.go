@@ -176,6 +176,94 @@ func (v *validator) addrs(field string, addrs []netip.Addr) {
 	}
 }
 
+func (v *validator) ports() {
+	s := v.s
+	ports := s.Ports
+	if len(ports) == 0 && len(s.ClusterIPs) > 0 && v.typ != ExternalName {
+		v.add("Ports", ports, "must have at least one port unless the service is headless (no ClusterIPs) or ExternalName")
+	}
+	for i, p := range ports {
+		v.port(i, p)
+	}
+	// Duplicates. Unnamed ports among several are reported as missing a
+	// name already; zero ports and node ports are not duplicates.
+	findDups(len(ports), func(i int) (Port, bool) {
+		p := ports[i]
+		return Port{Name: p.Name, Protocol: normProtocol(p.Protocol)}, p.Name != ""
+	}, func(i, j int) {
+		v.add(index("Ports", i, ".Name"), ports[i].Name,
+			"duplicate of "+index("Ports", j, "")+" (same name and protocol "+string(normProtocol(ports[i].Protocol))+")")
+	})
+	findDups(len(ports), func(i int) (Port, bool) {
+		p := ports[i]
+		return Port{Port: p.Port, Protocol: normProtocol(p.Protocol)}, p.Port != 0
+	}, func(i, j int) {
+		v.add(index("Ports", i, ".Port"), ports[i].Port,
+			"duplicate of "+index("Ports", j, "")+" (same port and protocol "+string(normProtocol(ports[i].Protocol))+")")
+	})
+	findDups(len(ports), func(i int) (Port, bool) {
+		p := ports[i]
+		return Port{NodePort: p.NodePort, Protocol: normProtocol(p.Protocol)}, p.NodePort != 0
+	}, func(i, j int) {
+		v.add(index("Ports", i, ".NodePort"), ports[i].NodePort,
+			"duplicate of "+index("Ports", j, ".NodePort")+" (same node port and protocol "+string(normProtocol(ports[i].Protocol))+")")
+	})
+}
+
+func (v *validator) port(i int, p Port) {
+	switch {
+	case p.Name == "" && len(v.s.Ports) > 1:
+		v.add(index("Ports", i, ".Name"), p.Name, "must be set when the service has more than one port")
+	case p.Name != "" && !isDNS1123Label(p.Name):
+		v.add(index("Ports", i, ".Name"), p.Name, reasonDNS1123)
+	}
+	switch p.Protocol {
+	case "", TCP, UDP, SCTP:
+	default:
+		v.add(index("Ports", i, ".Protocol"), p.Protocol, `must be "TCP", "UDP" or "SCTP" (empty means TCP)`)
+	}
+	if p.Port == 0 {
+		v.add(index("Ports", i, ".Port"), p.Port, "must be 1-65535")
+	}
+	if p.NodePort != 0 && v.forbids(NodePort, LoadBalancer) {
+		v.add(index("Ports", i, ".NodePort"), p.NodePort, "only NodePort and LoadBalancer services may have one (type is "+string(v.typ)+")")
+	}
+}
+
+// findDups calls dup(i, j) for every element i whose key equals the key of
+// an earlier element, j being the first such. Elements whose key function
+// returns false take no part. Small lists are compared pairwise, larger
+// ones through a map.
+func findDups[K comparable](n int, key func(int) (K, bool), dup func(i, j int)) {
+	if n <= 16 {
+		for i := 1; i < n; i++ {
+			ki, ok := key(i)
+			if !ok {
+				continue
+			}
+			for j := range i {
+				if kj, ok := key(j); ok && kj == ki {
+					dup(i, j)
+					break
+				}
+			}
+		}
+		return
+	}
+	seen := make(map[K]int, n)
+	for i := range n {
+		k, ok := key(i)
+		if !ok {
+			continue
+		}
+		if j, found := seen[k]; found {
+			dup(i, j)
+			continue
+		}
+		seen[k] = i
+	}
+}
+
 func (v *validator) externalIPs() {
 	ips := v.s.ExternalIPs
 	if len(ips) > 0 && v.typ == ExternalName {
@@ -286,92 +374,4 @@ func isDNS1123Label(s string) bool {
 // isDNS1035Label is isDNS1123Label with a letter first.
 func isDNS1035Label(s string) bool {
 	return isDNS1123Label(s) && 'a' <= s[0] && s[0] <= 'z'
-}
-
-func (v *validator) ports() {
-	s := v.s
-	ports := s.Ports
-	if len(ports) == 0 && len(s.ClusterIPs) > 0 && v.typ != ExternalName {
-		v.add("Ports", ports, "must have at least one port unless the service is headless (no ClusterIPs) or ExternalName")
-	}
-	for i, p := range ports {
-		v.port(i, p)
-	}
-	// Duplicates. Unnamed ports among several are reported as missing a
-	// name already; zero ports and node ports are not duplicates.
-	findDups(len(ports), func(i int) (Port, bool) {
-		p := ports[i]
-		return Port{Name: p.Name, Protocol: normProtocol(p.Protocol)}, p.Name != ""
-	}, func(i, j int) {
-		v.add(index("Ports", i, ".Name"), ports[i].Name,
-			"duplicate of "+index("Ports", j, "")+" (same name and protocol "+string(normProtocol(ports[i].Protocol))+")")
-	})
-	findDups(len(ports), func(i int) (Port, bool) {
-		p := ports[i]
-		return Port{Port: p.Port, Protocol: normProtocol(p.Protocol)}, p.Port != 0
-	}, func(i, j int) {
-		v.add(index("Ports", i, ".Port"), ports[i].Port,
-			"duplicate of "+index("Ports", j, "")+" (same port and protocol "+string(normProtocol(ports[i].Protocol))+")")
-	})
-	findDups(len(ports), func(i int) (Port, bool) {
-		p := ports[i]
-		return Port{NodePort: p.NodePort, Protocol: normProtocol(p.Protocol)}, p.NodePort != 0
-	}, func(i, j int) {
-		v.add(index("Ports", i, ".NodePort"), ports[i].NodePort,
-			"duplicate of "+index("Ports", j, ".NodePort")+" (same node port and protocol "+string(normProtocol(ports[i].Protocol))+")")
-	})
-}
-
-func (v *validator) port(i int, p Port) {
-	switch {
-	case p.Name == "" && len(v.s.Ports) > 1:
-		v.add(index("Ports", i, ".Name"), p.Name, "must be set when the service has more than one port")
-	case p.Name != "" && !isDNS1123Label(p.Name):
-		v.add(index("Ports", i, ".Name"), p.Name, reasonDNS1123)
-	}
-	switch p.Protocol {
-	case "", TCP, UDP, SCTP:
-	default:
-		v.add(index("Ports", i, ".Protocol"), p.Protocol, `must be "TCP", "UDP" or "SCTP" (empty means TCP)`)
-	}
-	if p.Port == 0 {
-		v.add(index("Ports", i, ".Port"), p.Port, "must be 1-65535")
-	}
-	if p.NodePort != 0 && v.forbids(NodePort, LoadBalancer) {
-		v.add(index("Ports", i, ".NodePort"), p.NodePort, "only NodePort and LoadBalancer services may have one (type is "+string(v.typ)+")")
-	}
-}
-
-// findDups calls dup(i, j) for every element i whose key equals the key of
-// an earlier element, j being the first such. Elements whose key function
-// returns false take no part. Small lists are compared pairwise, larger
-// ones through a map.
-func findDups[K comparable](n int, key func(int) (K, bool), dup func(i, j int)) {
-	if n <= 16 {
-		for i := 1; i < n; i++ {
-			ki, ok := key(i)
-			if !ok {
-				continue
-			}
-			for j := range i {
-				if kj, ok := key(j); ok && kj == ki {
-					dup(i, j)
-					break
-				}
-			}
-		}
-		return
-	}
-	seen := make(map[K]int, n)
-	for i := range n {
-		k, ok := key(i)
-		if !ok {
-			continue
-		}
-		if j, found := seen[k]; found {
-			dup(i, j)
-			continue
-		}
-		seen[k] = i
-	}
 }
