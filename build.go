@@ -33,35 +33,24 @@ func newBuilder(node Node) *builder {
 // for every port when all is set (the node changed).
 func (b *builder) recompute(names []servicemap.PortName, all bool) {
 	if all {
-		names = names[:0:0]
-		for n := range b.services.All() {
-			names = append(names, n)
-		}
-		// Ports that are programmed but no longer in the service map.
-		for f := range b.families {
-			for n := range b.families[f].Keys() {
-				if _, ok := b.services.Get(n); !ok {
-					names = append(names, n)
-				}
-			}
-		}
+		names = b.allNames()
 	}
 	if len(names) == 0 {
 		return
 	}
+	sps := make([]*servicemap.ServicePort, len(names))
+	b.services.GetSorted(names, func(i int, sp *servicemap.ServicePort) { sps[i] = sp })
+	epss := make([][]endpoints.Endpoint, len(names))
+	b.endpoints.GetSorted(names, func(i int, eps []endpoints.Endpoint) { epss[i] = eps })
 	var edits [2][]sorted.Edit[servicemap.PortName, *PortState]
 	for i := range edits {
 		edits[i] = make([]sorted.Edit[servicemap.PortName, *PortState], 0, len(names))
 	}
-	for _, n := range names {
-		sp, ok := b.services.Get(n)
+	for k, n := range names {
 		var eps [2][]endpoints.Endpoint
-		if ok {
-			all, _ := b.endpoints.Get(n)
-			eps[0], eps[1] = endpoints.SplitFamily(all)
-		}
+		eps[0], eps[1] = endpoints.SplitFamily(epss[k])
 		for i, fam := range Families {
-			st := portState(sp, fam, eps[i], b.node)
+			st := portState(sps[k], fam, eps[i], b.node)
 			if st == nil {
 				if _, ok := b.families[i].Get(n); !ok {
 					continue // nothing to delete
@@ -73,6 +62,27 @@ func (b *builder) recompute(names []servicemap.PortName, all bool) {
 	for i := range b.families {
 		b.families[i] = b.families[i].Apply(edits[i])
 	}
+}
+
+// allNames returns, sorted, every port in the service map or programmed
+// in a family.
+func (b *builder) allNames() []servicemap.PortName {
+	lists := make([][]servicemap.PortName, 0, 1+len(b.families))
+	var svcs []servicemap.PortName
+	for n := range b.services.All() {
+		svcs = append(svcs, n)
+	}
+	lists = append(lists, svcs)
+	for f := range b.families {
+		var gone []servicemap.PortName
+		for n := range b.families[f].Keys() {
+			if _, ok := b.services.Get(n); !ok {
+				gone = append(gone, n)
+			}
+		}
+		lists = append(lists, gone)
+	}
+	return mergeNames(lists...)
 }
 
 // snapshot returns a snapshot of the current state.

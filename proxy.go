@@ -104,6 +104,10 @@ func (p *Proxy) Snapshot() *Snapshot {
 	return p.last
 }
 
+// bulkChanges is the number of pending changes from which next applies
+// the service and slice trackers in parallel.
+const bulkChanges = 2048
+
 // sync is the Runner's SyncFunc.
 func (p *Proxy) sync(ctx context.Context, full bool) error {
 	snap := p.next(full)
@@ -133,8 +137,20 @@ func (p *Proxy) next(full bool) *Snapshot {
 	b := p.b
 	var sch servicemap.Changes
 	var ech endpoints.Changes
-	b.services, sch = p.services.Apply(b.services)
-	b.endpoints, ech = p.slices.Apply(b.endpoints)
+	if p.services.Pending()+p.slices.Pending() < bulkChanges {
+		b.services, sch = p.services.Apply(b.services)
+		b.endpoints, ech = p.slices.Apply(b.endpoints)
+	} else {
+		// A bulk load (start-up, resync): the two trackers are
+		// independent, so apply them side by side.
+		done := make(chan struct{})
+		go func() {
+			b.services, sch = p.services.Apply(b.services)
+			close(done)
+		}()
+		b.endpoints, ech = p.slices.Apply(b.endpoints)
+		<-done
+	}
 	b.node = node
 
 	names := mergeNames(sch.Updated, sch.Deleted, ech.Ports)

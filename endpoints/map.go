@@ -50,3 +50,10 @@ func (m Map) Service(name servicemap.ServiceName) iter.Seq2[servicemap.PortName,
 func (m Map) apply(edits []sorted.Edit[servicemap.PortName, []Endpoint]) Map {
 	return Map{m: m.tree().Apply(edits)}
 }
+
+// GetSorted looks up names, which must be sorted, calling fn with the
+// index of each and its endpoints (nil when absent). Many names cost one
+// walk of the map rather than a search each.
+func (m Map) GetSorted(names []servicemap.PortName, fn func(i int, eps []Endpoint)) {
+	m.tree().GetSorted(names, func(i int, eps []Endpoint, _ bool) { fn(i, eps) })
+}

@@ -127,6 +127,10 @@ func (t *Tracker) Apply(m Map) (Map, Changes) {
 // they belong to, sorted.
 func (t *Tracker) commit() []servicemap.ServiceName {
 	svcs := make([]servicemap.ServiceName, 0, len(t.pending))
+	if len(t.applied) == 0 && len(t.pending) > 1024 {
+		// A bulk load: size the map once instead of growing it in steps.
+		t.applied = make(map[servicemap.ServiceName][]*Slice, len(t.pending))
+	}
 	for id, s := range t.pending {
 		svc := servicemap.ServiceName{Namespace: id.Namespace, Name: id.Service}
 		svcs = append(svcs, svc)

@@ -15,6 +15,8 @@ type Endpoint struct {
 	// only allowed in a slice with one port. In merged endpoints (Map,
 	// Merge) it is always set.
 	Port uint16
+	// Weight is the relative share of new connections; zero means 1.
+	Weight uint16
 	// Conditions, as in an EndpointSlice: a ready endpoint takes new
 	// connections; a serving and terminating one only as a fallback
 	// (SEMANTICS §2).
@@ -23,8 +25,6 @@ type Endpoint struct {
 	// ZoneHints and NodeHints are topology hints: the zones and nodes
 	// that should use this endpoint.
 	ZoneHints, NodeHints []string
-	// Weight is the relative share of new connections; zero means 1.
-	Weight uint16
 }
 
 // AddrPort returns the endpoint's address and port.

@@ -66,6 +66,33 @@ func (m Map[K, V]) Get(k K) (V, bool) {
 	return zero, false
 }
 
+// GetSorted looks up keys, which must be sorted, and calls fn with the
+// index of each key and its value. With many keys it walks the map once
+// instead of searching for each, which makes a bulk lookup O(n + m).
+func (m Map[K, V]) GetSorted(keys []K, fn func(i int, v V, ok bool)) {
+	var zero V
+	if len(keys)*log2(m.n+1) < m.n {
+		for i, k := range keys {
+			v, ok := m.Get(k)
+			fn(i, v, ok)
+		}
+		return
+	}
+	i := 0
+	walk(m.root, func(k K, v V) bool {
+		for ; i < len(keys) && m.cmp(keys[i], k) < 0; i++ {
+			fn(i, zero, false)
+		}
+		for ; i < len(keys) && m.cmp(keys[i], k) == 0; i++ {
+			fn(i, v, true)
+		}
+		return i < len(keys)
+	})
+	for ; i < len(keys); i++ {
+		fn(i, zero, false)
+	}
+}
+
 // All yields the entries in key order.
 func (m Map[K, V]) All() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
@@ -151,7 +178,10 @@ func (m Map[K, V]) Apply(edits []Edit[K, V]) Map[K, V] {
 	if len(edits) == 0 {
 		return m
 	}
-	slices.SortStableFunc(edits, func(a, b Edit[K, V]) int { return m.cmp(a.Key, b.Key) })
+	byKey := func(a, b Edit[K, V]) int { return m.cmp(a.Key, b.Key) }
+	if !slices.IsSortedFunc(edits, byKey) { // callers often pass sorted edits
+		slices.SortStableFunc(edits, byKey)
+	}
 	// Keep the last edit of each key.
 	out := edits[:0]
 	for i := range edits {

@@ -185,3 +185,35 @@ func TestFrom(t *testing.T) {
 		t.Fatalf("early stop failed: %d", n)
 	}
 }
+
+func TestGetSorted(t *testing.T) {
+	m := New[int, int](cmp.Compare[int])
+	for i := 0; i < 1000; i += 2 {
+		m = m.Set(i, i*10)
+	}
+	// Few keys take the search path, many keys the walk; both must agree
+	// with Get, including absent keys, duplicates and keys past the end.
+	for _, keys := range [][]int{
+		{3, 4, 998},
+		{-1, 0, 0, 1, 2, 500, 997, 998, 999, 2000},
+		func() []int {
+			var ks []int
+			for i := -5; i < 1010; i++ {
+				ks = append(ks, i)
+			}
+			return ks
+		}(),
+	} {
+		seen := 0
+		m.GetSorted(keys, func(i int, v int, ok bool) {
+			seen++
+			wv, wok := m.Get(keys[i])
+			if v != wv || ok != wok {
+				t.Errorf("GetSorted key %d = %d, %v; Get says %d, %v", keys[i], v, ok, wv, wok)
+			}
+		})
+		if seen != len(keys) {
+			t.Errorf("fn called %d times for %d keys", seen, len(keys))
+		}
+	}
+}
