@@ -1,11 +1,6 @@
 package endpoints
 
-import (
-	"fmt"
-	"net/netip"
-	"reflect"
-	"strings"
-)
+import "github.com/proxykit/proxykit/internal/fielderr"
 
 // FieldError is one problem of a Slice: the path of the field within the
 // Slice (for example "Endpoints[3].Addr"), its value, and why the value is
@@ -18,24 +13,13 @@ type FieldError struct {
 	Reason string
 }
 
-func (e *FieldError) Error() string {
-	return "endpoints: " + e.Field + ": invalid value " + formatValue(e.Value) + ": " + e.Reason
-}
+func (e *FieldError) Error() string { return "endpoints: " + e.detail() }
 
-// formatValue quotes strings (so an empty one is visible) and prints
-// everything else as %v.
-func formatValue(v any) string {
-	if a, ok := v.(netip.Addr); ok && !a.IsValid() {
-		return "<unset>"
-	}
-	if v != nil && reflect.TypeOf(v).Kind() == reflect.String {
-		return fmt.Sprintf("%q", v)
-	}
-	return fmt.Sprint(v)
-}
+func (e *FieldError) detail() string { return fielderr.Detail(e.Field, e.Value, e.Reason) }
 
 // ValidationError is every problem Slice.Validate found in one slice. Its
-// message is the messages of Errors, one a line, like errors.Join's.
+// message names the slice and lists the problems on one line, e.g.
+// `endpoints: slice "ns/web/web-1": 2 problems: Ports[0].Port: …; …`.
 // errors.As finds the individual *FieldError values through Unwrap.
 type ValidationError struct {
 	Slice  SliceName
@@ -43,21 +27,13 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string {
-	var b strings.Builder
+	details := make([]string, len(e.Errors))
 	for i, fe := range e.Errors {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(fe.Error())
+		details[i] = fe.detail()
 	}
-	return b.String()
+	name := e.Slice.Namespace + "/" + e.Slice.Service + "/" + e.Slice.Name
+	return fielderr.List("endpoints", "slice", name, details)
 }
 
 // Unwrap returns the field errors.
-func (e *ValidationError) Unwrap() []error {
-	errs := make([]error, len(e.Errors))
-	for i, fe := range e.Errors {
-		errs[i] = fe
-	}
-	return errs
-}
+func (e *ValidationError) Unwrap() []error { return fielderr.Errors(e.Errors) }

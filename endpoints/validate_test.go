@@ -75,7 +75,7 @@ func TestValidate(t *testing.T) {
 		{
 			name:  "zero address",
 			slice: withSlice(func(s *Slice) { s.Endpoints[0].Addr = netip.Addr{} }),
-			want:  []string{`endpoints: Endpoints[0].Addr: invalid value <unset>: address is not set`},
+			want:  []string{`endpoints: Endpoints[0].Addr: invalid value <zero Addr>: address is not set`},
 		},
 		{
 			name:  "zoned address",
@@ -146,8 +146,16 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.slice.Validate()
 			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
+			var all *ValidationError
+			if errors.As(err, &all) {
+				for _, fe := range all.Errors {
+					got = append(got, fe.Error())
+				}
+				if !strings.HasPrefix(err.Error(), "endpoints: slice ") {
+					t.Errorf("message does not name the slice: %s", err)
+				}
+			} else if err != nil {
+				got = []string{err.Error()}
 			}
 			if d := diff(tt.want, got); d != "" {
 				t.Errorf("Validate() %s", d)
