@@ -20,7 +20,9 @@ type SyncFunc func(ctx context.Context, full bool) error
 //     number of triggers inside that window coalesce into one sync at the
 //     earliest allowed time.
 //   - With nothing triggered, a full sync runs when the max sync interval
-//     has passed since the start of the last one.
+//     has passed since the start of the last one. Under constant churn,
+//     the first triggered sync after the max sync interval since the last
+//     full one is full too, so full syncs never stop.
 //   - A failed sync is retried, full, after a backoff that starts at the
 //     initial retry backoff and doubles with each further failure up to its
 //     maximum; triggers do not cut it short. Every sync is full until one
@@ -118,6 +120,7 @@ func (r *Runner) Healthy() error {
 // schedule is the state of Run's loop.
 type schedule struct {
 	lastStart, lastEnd time.Time
+	lastFull           time.Time     // start of the last full sync
 	triggered          bool          // a trigger came since lastStart
 	failures           int           // consecutive failed syncs
 	backoff            time.Duration // wait after the last failure
@@ -169,9 +172,13 @@ func (s *schedule) next(o *options) time.Time {
 
 // step runs one sync and updates s.
 func (r *Runner) step(ctx context.Context, s *schedule, first bool) {
-	full := first || s.failures > 0 || !s.triggered
+	now := time.Now()
+	full := first || s.failures > 0 || !s.triggered || now.Sub(s.lastFull) >= r.o.maxInterval
 	s.triggered = false
-	s.lastStart = time.Now()
+	s.lastStart = now
+	if full {
+		s.lastFull = now
+	}
 	err := r.sync(ctx, full)
 	s.lastEnd = time.Now()
 	took := s.lastEnd.Sub(s.lastStart)

@@ -227,6 +227,31 @@ func TestRunnerPeriodicFullSync(t *testing.T) {
 	})
 }
 
+// Under constant churn every sync is triggered; full syncs must still come
+// once per max sync interval.
+func TestRunnerFullSyncUnderChurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		r := NewRunner(rec.sync, WithMinSyncInterval(time.Second), WithMaxSyncInterval(10*time.Second))
+		defer start(t, r)()
+		for i := 1; i <= 25; i++ {
+			rec.sleepUntil(time.Duration(i)*time.Second - time.Second/2)
+			r.Trigger()
+		}
+		rec.sleepUntil(25 * time.Second)
+		synctest.Wait()
+		var fullAt []time.Duration
+		for _, c := range rec.get() {
+			if c.full {
+				fullAt = append(fullAt, c.at)
+			}
+		}
+		if want := []time.Duration{0, 10 * time.Second, 20 * time.Second}; !slices.Equal(fullAt, want) {
+			t.Errorf("full syncs at %v, want %v (calls %v)", fullAt, want, rec.get())
+		}
+	})
+}
+
 func TestRunnerRetryBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := newRecorder()

@@ -46,7 +46,7 @@ func (c Config) Validate() error {
 	case !c.ClientIP:
 		return &Error{Value: c.Timeout, Reason: "timeout is set but ClientIP affinity is off"}
 	case c.Timeout < MinTimeout || c.Timeout > MaxTimeout:
-		return &Error{Value: c.Timeout, Reason: fmt.Sprintf("must be between %v and %v", MinTimeout, MaxTimeout)}
+		return &Error{Value: c.Timeout, Reason: fmt.Sprintf("must be between %ds and %ds", MinTimeout/time.Second, MaxTimeout/time.Second)}
 	case c.Timeout%time.Second != 0:
 		return &Error{Value: c.Timeout, Reason: "must be a whole number of seconds"}
 	}

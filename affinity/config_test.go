@@ -20,7 +20,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "minimum 1s", cfg: affinity.Config{ClientIP: true, Timeout: time.Second}},
 		{name: "maximum 86400s", cfg: affinity.Config{ClientIP: true, Timeout: 86400 * time.Second}},
 		{name: "whole minutes", cfg: affinity.Config{ClientIP: true, Timeout: 3 * time.Minute}},
-		{name: "0.5s too short", cfg: affinity.Config{ClientIP: true, Timeout: 500 * time.Millisecond}, wantErr: "must be between 1s and 24h0m0s"},
+		{name: "0.5s too short", cfg: affinity.Config{ClientIP: true, Timeout: 500 * time.Millisecond}, wantErr: "must be between 1s and 86400s"},
 		{name: "86401s too long", cfg: affinity.Config{ClientIP: true, Timeout: 86401 * time.Second}, wantErr: "must be between"},
 		{name: "negative", cfg: affinity.Config{ClientIP: true, Timeout: -time.Second}, wantErr: "must be between"},
 		{name: "1.5s not whole", cfg: affinity.Config{ClientIP: true, Timeout: 1500 * time.Millisecond}, wantErr: "whole number of seconds"},

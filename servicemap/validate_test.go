@@ -224,7 +224,7 @@ func TestValidateRejectsServiceWideFields(t *testing.T) {
 			`LoadBalancerSourceRanges[5]: invalid value 2001:db8::1/32: host bits are set; the masked form is 2001:db8::/32`,
 		}},
 		{"affinity timeout too long", func(s *Service) { s.Affinity.Timeout = 90000 * time.Second },
-			[]string{`Affinity.Timeout: invalid value 25h0m0s: must be between 1s and 24h0m0s`}},
+			[]string{`Affinity.Timeout: invalid value 25h0m0s: must be between 1s and 86400s`}},
 		{"affinity timeout not whole seconds", func(s *Service) { s.Affinity.Timeout = 1500 * time.Millisecond },
 			[]string{`Affinity.Timeout: invalid value 1.5s: must be a whole number of seconds`}},
 		{"affinity timeout without client IP", func(s *Service) { s.Affinity = affinity.Config{Timeout: time.Second} },
