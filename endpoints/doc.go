@@ -28,6 +28,9 @@
 // Non-goals: topology and traffic policy (package topology), kernel access.
 //
 // Concurrency: Tracker is safe for concurrent use; Map is an immutable
-// value. Slices handed to the package must not be modified afterwards;
-// merged endpoints share their hint slices with them.
+// value. Tracker.Update keeps its own normalized copy of a slice's
+// endpoints (ports resolved, sorted), so the work of a slice is done when
+// it arrives and a one-slice port's merged list is that copy itself; the
+// caller may reuse its Endpoints, but Ports and hint slices are shared and
+// must not be modified. Merge copies endpoints and shares hint slices.
 package endpoints

@@ -93,6 +93,17 @@ func sortSlices(ss []*Slice) {
 // returned lists are sorted by name and valid until the next call; the
 // endpoint lists in them are freshly allocated.
 func (mg *merger) merge(svc servicemap.ServiceName, ss []*Slice) []portList {
+	return mg.mergeInto(svc, ss, false)
+}
+
+// mergeOwned is merge for slices that the Tracker owns and normalized: a
+// port served by one one-port slice whose endpoints are strictly sorted
+// gets that slice's endpoints themselves, without a copy.
+func (mg *merger) mergeOwned(svc servicemap.ServiceName, ss []*Slice) []portList {
+	return mg.mergeInto(svc, ss, true)
+}
+
+func (mg *merger) mergeInto(svc servicemap.ServiceName, ss []*Slice, owned bool) []portList {
 	mg.keys = mg.keys[:0]
 	for _, s := range ss {
 		for _, p := range s.Ports {
@@ -104,12 +115,46 @@ func (mg *merger) merge(svc servicemap.ServiceName, ss []*Slice) []portList {
 	clear(mg.lists)
 	mg.lists = mg.lists[:0]
 	for _, k := range mg.keys {
-		if eps := mergePort(ss, k); len(eps) > 0 {
+		eps, ok := []Endpoint(nil), false
+		if owned {
+			eps, ok = aliasPort(ss, k)
+		}
+		if !ok {
+			eps = mergePort(ss, k)
+		}
+		if len(eps) > 0 {
 			name := servicemap.PortName{Namespace: svc.Namespace, Name: svc.Name, Port: k.name, Protocol: k.proto}
 			mg.lists = append(mg.lists, portList{name, eps})
 		}
 	}
 	return mg.lists
+}
+
+// aliasPort returns the endpoints of the slice port with key k without
+// copying them, when exactly one slice has that port, it is the slice's
+// only port, and its endpoints are strictly sorted with their ports set,
+// which normalize makes the common case.
+func aliasPort(ss []*Slice, k portKey) ([]Endpoint, bool) {
+	var only *Slice
+	for _, s := range ss {
+		for _, p := range s.Ports {
+			if p.Name == k.name && normProtocol(p.Protocol) == k.proto {
+				if only != nil || len(s.Ports) != 1 {
+					return nil, false
+				}
+				only = s
+			}
+		}
+	}
+	if only == nil || !strictlySorted(only.Endpoints) {
+		return nil, false
+	}
+	for i := range only.Endpoints {
+		if only.Endpoints[i].Port == 0 {
+			return nil, false
+		}
+	}
+	return slices.Clip(only.Endpoints), true
 }
 
 // mergePort returns the merged endpoints of the slice ports with key k.
@@ -131,11 +176,12 @@ func mergePort(ss []*Slice, k portKey) []Endpoint {
 			if p.Name != k.name || normProtocol(p.Protocol) != k.proto {
 				continue
 			}
-			for _, e := range s.Endpoints {
-				if e.Port == 0 {
-					e.Port = p.Port
+			start := len(eps)
+			eps = append(eps, s.Endpoints...)
+			for i := start; i < len(eps); i++ {
+				if eps[i].Port == 0 {
+					eps[i].Port = p.Port
 				}
-				eps = append(eps, e)
 			}
 		}
 	}

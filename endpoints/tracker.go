@@ -3,6 +3,7 @@ package endpoints
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/proxykit/proxykit/internal/sorted"
@@ -53,11 +54,16 @@ func NewTracker() *Tracker {
 // Update records s, a new or changed slice, as its latest version. An
 // invalid slice is not recorded: Update returns its *ValidationError.
 // Updating a slice to what was last applied cancels its pending change.
-// s must not be modified afterwards.
+//
+// Update keeps its own copy of the endpoints, normalized (see normalize),
+// so that the work of a slice is done when it arrives rather than in the
+// sync, and the caller may reuse s's Endpoints afterwards. Ports and the
+// hint slices are still shared and must not be modified.
 func (t *Tracker) Update(s *Slice) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	s = normalize(s)
 	id := s.ID()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -112,49 +118,97 @@ func (t *Tracker) Apply(m Map) (Map, Changes) {
 	if len(t.pending) == 0 {
 		return m, ch
 	}
-	svcs := t.commit()
+	changes := t.takePending()
 	// Most services have one port: size for that.
-	edits := make([]sorted.Edit[servicemap.PortName, []Endpoint], 0, len(svcs))
-	ch.Ports = make([]servicemap.PortName, 0, len(svcs))
-	for _, svc := range svcs {
-		lists := t.mg.merge(svc, t.applied[svc])
-		edits = diffService(m, svc, lists, edits, &ch)
-	}
-	return m.apply(edits), ch
-}
-
-// commit moves the pending slices into applied and returns the services
-// they belong to, sorted.
-func (t *Tracker) commit() []servicemap.ServiceName {
-	svcs := make([]servicemap.ServiceName, 0, len(t.pending))
-	if len(t.applied) == 0 && len(t.pending) > 1024 {
-		// A bulk load: size the map once instead of growing it in steps.
-		t.applied = make(map[servicemap.ServiceName][]*Slice, len(t.pending))
-	}
-	for id, s := range t.pending {
-		svc := servicemap.ServiceName{Namespace: id.Namespace, Name: id.Service}
-		svcs = append(svcs, svc)
+	edits := make([]sorted.Edit[servicemap.PortName, []Endpoint], 0, len(changes))
+	ch.Ports = make([]servicemap.PortName, 0, len(changes))
+	for i := 0; i < len(changes); {
+		// changes is sorted, so one service's slices are adjacent: commit
+		// them with one map lookup, then re-merge the service.
+		svc := servicemap.ServiceName{Namespace: changes[i].id.Namespace, Name: changes[i].id.Service}
 		ss := t.applied[svc]
-		i, found := slices.BinarySearchFunc(ss, id.Name, compareSliceName)
-		switch {
-		case s == nil && found:
-			ss = slices.Delete(ss, i, i+1)
-		case s != nil && found:
-			ss[i] = s
-		case s != nil:
-			ss = slices.Insert(ss, i, s)
+		for ; i < len(changes) && changes[i].id.Namespace == svc.Namespace && changes[i].id.Service == svc.Name; i++ {
+			ss = commitSlice(ss, changes[i].id.Name, changes[i].s)
 		}
 		if len(ss) == 0 {
 			delete(t.applied, svc)
 		} else {
 			t.applied[svc] = ss
 		}
+		edits = diffService(m, svc, t.mg.mergeOwned(svc, ss), edits, &ch)
+	}
+	return m.apply(edits), ch
+}
+
+// normalize returns a copy of s for the tracker to own. Its endpoints are
+// sorted with Compare (stably, so the first of two copies of an
+// address:port stays first), and in a one-port slice each takes the
+// port's number unless it has its own. Merging a service with one such
+// slice then needs no copy: the merged list is the slice's own.
+func normalize(s *Slice) *Slice {
+	n := *s
+	n.Endpoints = slices.Clone(s.Endpoints)
+	if len(n.Ports) == 1 {
+		for i := range n.Endpoints {
+			if n.Endpoints[i].Port == 0 {
+				n.Endpoints[i].Port = n.Ports[0].Port
+			}
+		}
+	}
+	if !slices.IsSortedFunc(n.Endpoints, compareEndpointOrder) {
+		slices.SortStableFunc(n.Endpoints, compareEndpointOrder)
+	}
+	return &n
+}
+
+func compareEndpointOrder(a, b Endpoint) int { return Compare(&a, &b) }
+
+// pendingSlice is one pending change: the latest version of a slice, or
+// nil for a deletion.
+type pendingSlice struct {
+	id SliceName
+	s  *Slice
+}
+
+// takePending empties the pending set and returns it sorted by slice name
+// (namespace, service, name).
+func (t *Tracker) takePending() []pendingSlice {
+	out := make([]pendingSlice, 0, len(t.pending))
+	for id, s := range t.pending {
+		out = append(out, pendingSlice{id, s})
+	}
+	if len(t.applied) == 0 && len(t.pending) > 1024 {
+		// A bulk load: size the map once instead of growing it in steps.
+		t.applied = make(map[servicemap.ServiceName][]*Slice, len(t.pending))
 	}
 	// A fresh map: a cleared one would keep its size, and iterating it
 	// would cost as much as the largest batch ever seen.
 	t.pending = make(map[SliceName]*Slice)
-	slices.SortFunc(svcs, servicemap.ServiceName.Compare)
-	return slices.Compact(svcs)
+	slices.SortFunc(out, func(a, b pendingSlice) int {
+		if c := strings.Compare(a.id.Namespace, b.id.Namespace); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.id.Service, b.id.Service); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id.Name, b.id.Name)
+	})
+	return out
+}
+
+// commitSlice applies one pending change to a service's slices, sorted by
+// Name: s replaces or joins the slice called name, or nil removes it.
+func commitSlice(ss []*Slice, name string, s *Slice) []*Slice {
+	i, found := slices.BinarySearchFunc(ss, name, compareSliceName)
+	switch {
+	case s == nil && found:
+		return slices.Delete(ss, i, i+1)
+	case s != nil && found:
+		ss[i] = s
+	case s != nil:
+		return slices.Insert(ss, i, s)
+	}
+	return ss
 }
 
 // diffService compares the new lists of svc with those in m, appends the

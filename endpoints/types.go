@@ -80,7 +80,8 @@ type Port struct {
 
 // Slice is a set of endpoints of one Service, like a Kubernetes
 // EndpointSlice. A service may have several; they are merged per service
-// port. A Slice handed to this package is treated as immutable.
+// port. Tracker.Update copies the endpoints; the Ports and the hint
+// slices are shared and must not be modified afterwards.
 type Slice struct {
 	Namespace string
 	Service   string // the owning Service's name
