@@ -27,6 +27,11 @@
 //
 // Non-goals: topology and traffic policy (package topology), kernel access.
 //
+// Imports: besides servicemap and the standard library (what DESIGN.md
+// allows), endpoints uses the module's pure internal packages
+// internal/sorted (the immutable ordered map behind Map) and
+// internal/fielderr (error wording shared with servicemap).
+//
 // Concurrency: Tracker is safe for concurrent use; Map is an immutable
 // value. Tracker.Update keeps its own normalized copy of a slice's
 // endpoints (ports resolved, sorted), so the work of a slice is done when

@@ -26,6 +26,9 @@
 // value, safe to share. Service values handed to the package must not be
 // modified afterwards.
 //
-// Besides the standard library and package affinity, servicemap uses the
-// module's internal/sorted, a pure data structure, for Map.
+// Imports: DESIGN.md allows servicemap the standard library and package
+// affinity. It also uses two of the module's internal packages, both pure
+// Go with no dependencies: internal/sorted, the immutable ordered map
+// behind Map (what makes an incremental snapshot O(change · log n)), and
+// internal/fielderr, the wording shared with package endpoints' errors.
 package servicemap
