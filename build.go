@@ -3,6 +3,7 @@ package proxykit
 import (
 	"errors"
 	"net/netip"
+	"slices"
 
 	"github.com/proxykit/proxykit/endpoints"
 	"github.com/proxykit/proxykit/internal/sorted"
@@ -30,38 +31,89 @@ func newBuilder(node Node) *builder {
 }
 
 // recompute brings the family states up to date for the named ports, or
-// for every port when all is set (the node changed).
-func (b *builder) recompute(names []servicemap.PortName, all bool) {
+// for every port when all is set (the node changed). It returns the ports
+// it recomputed and, of those, the UDP and SCTP ports that need conntrack
+// cleanup (see needsConntrack), both sorted.
+func (b *builder) recompute(names []servicemap.PortName, all bool) (recomputed, conntrack []servicemap.PortName) {
 	if all {
 		names = b.allNames()
 	}
 	if len(names) == 0 {
-		return
+		return nil, nil
 	}
 	sps := make([]*servicemap.ServicePort, len(names))
 	b.services.GetSorted(names, func(i int, sp *servicemap.ServicePort) { sps[i] = sp })
 	epss := make([][]endpoints.Endpoint, len(names))
 	b.endpoints.GetSorted(names, func(i int, eps []endpoints.Endpoint) { epss[i] = eps })
+	var olds [2][]*PortState
 	var edits [2][]sorted.Edit[servicemap.PortName, *PortState]
-	for i := range edits {
+	for i := range b.families {
+		olds[i] = make([]*PortState, len(names))
+		b.families[i].GetSorted(names, func(k int, st *PortState, _ bool) { olds[i][k] = st })
 		edits[i] = make([]sorted.Edit[servicemap.PortName, *PortState], 0, len(names))
 	}
 	for k, n := range names {
 		var eps [2][]endpoints.Endpoint
 		eps[0], eps[1] = endpoints.SplitFamily(epss[k])
+		stale := false
 		for i, fam := range Families {
-			st := portState(sps[k], fam, eps[i], b.node)
-			if st == nil {
-				if _, ok := b.families[i].Get(n); !ok {
-					continue // nothing to delete
-				}
+			st, old := portState(sps[k], fam, eps[i], b.node), olds[i][k]
+			if st == nil && old == nil {
+				continue // nothing to delete
 			}
+			stale = stale || needsConntrack(n.Protocol, old, st)
 			edits[i] = append(edits[i], sorted.Edit[servicemap.PortName, *PortState]{Key: n, Value: st, Delete: st == nil})
+		}
+		if stale {
+			conntrack = append(conntrack, n)
 		}
 	}
 	for i := range b.families {
 		b.families[i] = b.families[i].Apply(edits[i])
 	}
+	return names, conntrack
+}
+
+// needsConntrack reports whether a UDP or SCTP port's change from old to
+// cur in one family can leave stale conntrack flows (SEMANTICS §9): the
+// port appeared with endpoints or got its first ones (flows made while
+// it had none black-hole), an endpoint left the set in use on this node,
+// a frontend changed, or the port left the family. nil means absent.
+func needsConntrack(proto servicemap.Protocol, old, cur *PortState) bool {
+	switch {
+	case proto != servicemap.UDP && proto != servicemap.SCTP:
+		return false
+	case cur == nil:
+		return old != nil
+	case old == nil || !old.Endpoints.HasAny:
+		return cur.Endpoints.HasAny
+	case !sameFrontends(old, cur):
+		return true
+	}
+	return !containsAll(cur.Endpoints.All, old.Endpoints.All)
+}
+
+func sameFrontends(a, b *PortState) bool {
+	return a.ClusterIP == b.ClusterIP && a.Port.Port == b.Port.Port && a.Port.NodePort == b.Port.NodePort &&
+		slices.Equal(a.ExternalIPs, b.ExternalIPs) && slices.Equal(a.LoadBalancerIPs, b.LoadBalancerIPs)
+}
+
+// containsAll reports whether every endpoint of sub (by address and port)
+// is in set.
+func containsAll(set, sub []endpoints.Endpoint) bool {
+	if len(sub) > len(set) {
+		return false
+	}
+	have := make(map[netip.AddrPort]struct{}, len(set))
+	for i := range set {
+		have[set[i].AddrPort()] = struct{}{}
+	}
+	for i := range sub {
+		if _, ok := have[sub[i].AddrPort()]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // allNames returns, sorted, every port in the service map or programmed
@@ -102,7 +154,9 @@ func (b *builder) snapshot(full bool, changed, conntrack []servicemap.PortName) 
 }
 
 // portState returns sp's state in family fam, or nil when sp is not
-// programmed in that family (absent, or no ClusterIP of the family).
+// programmed in that family: absent, or without a ClusterIP of the family.
+// Like kube-proxy, a family without a ClusterIP ignores the service's
+// ExternalIPs and LB IPs of that family too.
 func portState(sp *servicemap.ServicePort, fam Family, eps []endpoints.Endpoint, node Node) *PortState {
 	if sp == nil {
 		return nil
@@ -117,17 +171,35 @@ func portState(sp *servicemap.ServicePort, fam Family, eps []endpoints.Endpoint,
 	if !cip.IsValid() {
 		return nil
 	}
+	view := familyView(sp, fam)
 	return &PortState{
 		Name:            sp.Name,
-		Port:            sp,
+		Port:            view,
 		Family:          fam,
 		ClusterIP:       cip,
-		ExternalIPs:     ofFamily(sp.ExternalIPs, fam, func(a netip.Addr) netip.Addr { return a }),
-		LoadBalancerIPs: ofFamily(sp.LoadBalancerIPs, fam, func(a netip.Addr) netip.Addr { return a }),
-		SourceRanges:    ofFamily(sp.LoadBalancerSourceRanges, fam, netip.Prefix.Addr),
+		ExternalIPs:     view.ExternalIPs,
+		LoadBalancerIPs: view.LoadBalancerIPs,
+		SourceRanges:    view.LoadBalancerSourceRanges,
 		Firewalled:      len(sp.LoadBalancerSourceRanges) > 0,
-		Endpoints:       topology.Categorize(sp, eps, node.Topology()),
+		// Categorised with the family's own frontends: whether the port is
+		// externally accessible is decided per family too (SEMANTICS §1).
+		Endpoints: topology.Categorize(view, eps, node.Topology()),
 	}
+}
+
+// familyView returns sp as family fam sees it: its ExternalIPs,
+// LoadBalancerIPs and LoadBalancerSourceRanges of that family only. It
+// returns sp itself when nothing is filtered out (single-stack).
+func familyView(sp *servicemap.ServicePort, fam Family) *servicemap.ServicePort {
+	ext := ofFamily(sp.ExternalIPs, fam, func(a netip.Addr) netip.Addr { return a })
+	lb := ofFamily(sp.LoadBalancerIPs, fam, func(a netip.Addr) netip.Addr { return a })
+	ranges := ofFamily(sp.LoadBalancerSourceRanges, fam, netip.Prefix.Addr)
+	if len(ext) == len(sp.ExternalIPs) && len(lb) == len(sp.LoadBalancerIPs) && len(ranges) == len(sp.LoadBalancerSourceRanges) {
+		return sp
+	}
+	v := *sp
+	v.ExternalIPs, v.LoadBalancerIPs, v.LoadBalancerSourceRanges = ext, lb, ranges
+	return &v
 }
 
 // ofFamily returns the elements of xs whose address is of family fam. It
@@ -197,24 +269,6 @@ func mergeNames(lists ...[]servicemap.PortName) []servicemap.PortName {
 	}
 }
 
-// conntrackPorts returns the UDP and SCTP ports among the service changes,
-// sorted.
-func conntrackPorts(ch servicemap.Changes) []servicemap.PortName {
-	if !ch.HasUDPOrSCTP {
-		return nil
-	}
-	pick := func(list []servicemap.PortName) []servicemap.PortName {
-		var out []servicemap.PortName
-		for _, n := range list {
-			if n.Protocol == servicemap.UDP || n.Protocol == servicemap.SCTP {
-				out = append(out, n)
-			}
-		}
-		return out
-	}
-	return mergeNames(pick(ch.Updated), pick(ch.Deleted))
-}
-
 // NewSnapshot builds a full snapshot from a complete set of services and
 // slices, as a Proxy would after its first sync. It is meant for tests,
 // tools (render, explain) and one-shot programs. Invalid services or
@@ -242,7 +296,6 @@ func NewSnapshot(node Node, services []*servicemap.Service, slices []*endpoints.
 	var ech endpoints.Changes
 	b.services, sch = st.Apply(b.services)
 	b.endpoints, ech = et.Apply(b.endpoints)
-	names := mergeNames(sch.Updated, ech.Ports)
-	b.recompute(names, false)
-	return b.snapshot(true, names, mergeNames(conntrackPorts(sch), ech.Conntrack)), nil
+	names, conntrack := b.recompute(mergeNames(sch.Updated, ech.Ports), false)
+	return b.snapshot(true, names, conntrack), nil
 }

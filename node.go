@@ -3,6 +3,7 @@ package proxykit
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/proxykit/proxykit/topology"
 )
@@ -22,8 +23,15 @@ func (n Node) Topology() topology.Node { return topology.Node{Name: n.Name, Zone
 // HasAddress reports whether a is one of the node's addresses.
 func (n Node) HasAddress(a netip.Addr) bool { return slices.Contains(n.Addresses, a) }
 
+// equal compares nodes; the order of Addresses does not matter.
 func (n Node) equal(o Node) bool {
-	return n.Name == o.Name && n.Zone == o.Zone && slices.Equal(n.Addresses, o.Addresses)
+	if n.Name != o.Name || n.Zone != o.Zone || len(n.Addresses) != len(o.Addresses) {
+		return false
+	}
+	a, b := slices.Clone(n.Addresses), slices.Clone(o.Addresses)
+	slices.SortFunc(a, netip.Addr.Compare)
+	slices.SortFunc(b, netip.Addr.Compare)
+	return slices.Equal(a, b)
 }
 
 // Family is an IP family.
@@ -45,7 +53,7 @@ func (f Family) String() string {
 	case IPv6:
 		return "IPv6"
 	}
-	return "Family(" + string(rune('0'+f)) + ")"
+	return "Family(" + strconv.Itoa(int(f)) + ")"
 }
 
 // FamilyOf returns the family of a.

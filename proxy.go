@@ -153,11 +153,9 @@ func (p *Proxy) next(full bool) *Snapshot {
 	}
 	b.node = node
 
-	names := mergeNames(sch.Updated, sch.Deleted, ech.Ports)
-	b.recompute(names, nodeDirt)
-
+	names, conntrack := b.recompute(mergeNames(sch.Updated, sch.Deleted, ech.Ports), nodeDirt)
 	p.changed = mergeNames(p.changed, names)
-	p.conntrack = mergeNames(p.conntrack, conntrackPorts(sch), ech.Conntrack)
+	p.conntrack = mergeNames(p.conntrack, conntrack)
 	// A new node address or zone can change any port: program everything.
 	return b.snapshot(full || nodeDirt, p.changed, p.conntrack)
 }

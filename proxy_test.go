@@ -110,10 +110,9 @@ func TestNewSnapshotSkipsHeadlessAndMissingFamily(t *testing.T) {
 			t.Errorf("unexpected port state %+v", p)
 		}
 	}
-	// A new UDP port with no endpoints needs no flow cleanup yet, but its
-	// arrival is a UDP service change.
-	if got := snap.ConntrackCleanup(); len(got) != 1 || got[0].Protocol != servicemap.UDP {
-		t.Errorf("ConntrackCleanup() = %v", got)
+	// §9: a new UDP port with no endpoints leaves no flows to clean.
+	if got := snap.ConntrackCleanup(); len(got) != 0 {
+		t.Errorf("ConntrackCleanup() = %v, want none", got)
 	}
 }
 
@@ -197,6 +196,12 @@ func TestProxyKeepsChangesAcrossFailedSync(t *testing.T) {
 		Ports: []servicemap.Port{{Name: "dns", Protocol: servicemap.UDP, Port: 53}}}
 	p := New(Node{Name: "n1"}, s, WithMinSyncInterval(0), WithRetryBackoff(time.Second, time.Second))
 	if err := p.OnServiceUpdate(nil, dns); err != nil {
+		t.Fatal(err)
+	}
+	// Its first endpoint: flows made while it had none must go (§9).
+	if err := p.OnSliceUpdate(&endpoints.Slice{Namespace: "a", Service: "dns", Name: "dns-1",
+		Ports:     []endpoints.Port{{Name: "dns", Protocol: servicemap.UDP, Port: 53}},
+		Endpoints: []endpoints.Endpoint{{Addr: netip.MustParseAddr("10.0.0.53"), Ready: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.sync(context.Background(), true); err == nil {

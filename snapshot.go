@@ -35,12 +35,16 @@ func (s *Snapshot) Generation() uint64 { return s.generation }
 // the periodic sync.
 func (s *Snapshot) Full() bool { return s.full }
 
-// Family returns the state of one IP family.
+// Family returns the state of one IP family: IPv4 or IPv6. Any other
+// value gets an empty state.
 func (s *Snapshot) Family(f Family) *FamilyState {
-	if f == IPv6 {
+	switch f {
+	case IPv4:
+		return &s.families[0]
+	case IPv6:
 		return &s.families[1]
 	}
-	return &s.families[0]
+	return &FamilyState{family: f}
 }
 
 // Changed returns the service ports, of either family, whose state changed
@@ -54,10 +58,12 @@ func (s *Snapshot) IsChanged(n servicemap.PortName) bool {
 	return ok
 }
 
-// ConntrackCleanup returns the UDP and SCTP service ports that changed in
-// a way that can leave stale conntrack flows (SEMANTICS §9): an endpoint
-// stopped being usable, the first endpoint arrived, or the port itself
-// changed or went away. Sorted; empty when no cleanup is needed.
+// ConntrackCleanup returns the UDP and SCTP service ports whose change,
+// in some family, can leave stale conntrack flows (SEMANTICS §9): the
+// port gained its first endpoints in the set in use on this node, an
+// endpoint left that set, a frontend changed, or the port left the
+// family. It covers every change since the last successful sync. Sorted;
+// empty when no cleanup is needed.
 func (s *Snapshot) ConntrackCleanup() []servicemap.PortName { return s.conntrack }
 
 // FamilyState is the state of one IP family in a Snapshot.
@@ -99,7 +105,11 @@ func (f *FamilyState) Ports() iter.Seq[*PortState] {
 // between snapshots and must not be modified.
 type PortState struct {
 	Name servicemap.PortName
-	// Port is the whole service port, with the addresses of both families.
+	// Port is the service port as this family sees it: its ExternalIPs,
+	// LoadBalancerIPs and LoadBalancerSourceRanges hold this family's
+	// addresses only, so that ExternallyAccessible, UsesClusterEndpoints
+	// and UsesLocalEndpoints answer for this family (SEMANTICS §1).
+	// ClusterIPs keeps both families.
 	Port   *servicemap.ServicePort
 	Family Family
 	// ClusterIP is the port's ClusterIP of this family. A port is

@@ -126,6 +126,9 @@ func (v *validator) clusterIPs() {
 	if len(ips) > 2 {
 		v.add("ClusterIPs", ips, "must hold at most 2 addresses, one per IP family")
 	}
+	if len(ips) == 0 && (v.typ == NodePort || v.typ == LoadBalancer) {
+		v.add("ClusterIPs", ips, "must not be empty for a "+string(v.typ)+" service: only ClusterIP services may be headless")
+	}
 	first4, first6 := -1, -1
 	for i, a := range ips {
 		if r := addrProblem(a); r != "" {

@@ -131,6 +131,15 @@ func TestValidateRejectsNamesAndClusterIPs(t *testing.T) {
 			[]string{`ClusterIPs[1]: invalid value 10.0.0.2: second IPv4 address (the first is ClusterIPs[0]); at most one per IP family`}},
 		{"two IPv6 cluster IPs", func(s *Service) { s.ClusterIPs = ips("fd00::1", "fd00::2") },
 			[]string{`ClusterIPs[1]: invalid value fd00::2: second IPv6 address (the first is ClusterIPs[0]); at most one per IP family`}},
+		// Kubernetes allows clusterIP None only on ClusterIP services; a
+		// headless NodePort would silently get no rules.
+		{"headless NodePort", func(s *Service) {
+			s.ClusterIPs, s.Type = nil, NodePort
+			s.LoadBalancerIPs, s.LoadBalancerSourceRanges, s.HealthCheckNodePort = nil, nil, 0
+		},
+			[]string{`ClusterIPs: invalid value []: must not be empty for a NodePort service: only ClusterIP services may be headless`}},
+		{"headless LoadBalancer", func(s *Service) { s.ClusterIPs = nil; s.Type = LoadBalancer },
+			[]string{`ClusterIPs: invalid value []: must not be empty for a LoadBalancer service: only ClusterIP services may be headless`}},
 		{"three cluster IPs", func(s *Service) { s.ClusterIPs = ips("10.0.0.1", "fd00::1", "10.0.0.2") },
 			[]string{
 				`ClusterIPs: invalid value [10.0.0.1 fd00::1 10.0.0.2]: must hold at most 2 addresses, one per IP family`,
