@@ -20,10 +20,12 @@
 // Tracking: Tracker.Update and Delete record the latest version of each
 // slice; Apply re-merges only the services with pending changes and
 // builds the new Map by path copying, so one change costs
-// O(endpoints of its service · log n), not O(services). Its Changes say
-// which ports changed and which UDP/SCTP ports need stale-flow cleanup:
-// an endpoint that was usable is no longer (or is gone), or the port
-// gained its first usable endpoint.
+// O(endpoints of its service · log n), not O(services). Slices are
+// identified by Namespace and Name, so a slice whose Service changes
+// moves from one service to the other. Its Changes say which ports
+// changed and which UDP/SCTP ports need stale-flow cleanup, decided per IP
+// family: in either family an endpoint that was usable is no longer (or
+// is gone), or the family gained its first usable endpoint.
 //
 // Non-goals: topology and traffic policy (package topology), kernel access.
 //

@@ -16,9 +16,14 @@ type Changes struct {
 	// was added, changed or removed.
 	Ports []servicemap.PortName
 	// Conntrack lists, sorted, the UDP and SCTP ports among Ports that
-	// need stale-flow cleanup (SEMANTICS §9): an endpoint that was usable
-	// before is now unusable or gone, or the port had no usable endpoint
-	// before and has one now.
+	// need stale-flow cleanup (SEMANTICS §9). It is decided per IP family
+	// (SEMANTICS §1), on usable endpoints: a port is listed when, in
+	// either family, an endpoint that was usable before is now unusable
+	// or gone, or the family had no usable endpoint before and has one
+	// now. It cannot know a node's set in use (topology hints and traffic
+	// policy choose that among the usable endpoints, SEMANTICS §2), so it
+	// is only a node-independent first cut; package proxykit's
+	// Snapshot.ConntrackCleanup refines it per node, on the set in use.
 	Conntrack []servicemap.PortName
 }
 
@@ -32,28 +37,48 @@ func (c Changes) NeedsConntrackCleanup() bool { return len(c.Conntrack) > 0 }
 // of the changed services (times log of the Map's size), never with the
 // number of services.
 //
+// A slice is identified by its Namespace and Name, which are unique
+// within a namespace as in Kubernetes; its Service says which service it
+// currently belongs to. A slice may move: an Update under another Service
+// than the one of the version last recorded replaces that version, so the
+// endpoints leave the old service (its pending add is cancelled if it was
+// never applied) and join the new one in the same Apply. Delete removes
+// whatever version the tracker knows under the slice's Namespace and
+// Name, whatever Service it names.
+//
 // A Tracker is safe for concurrent use.
 type Tracker struct {
 	mu sync.Mutex
-	// pending holds the latest version of each changed slice; nil means
-	// deleted.
-	pending map[SliceName]*Slice
+	// pending holds the latest version of each changed slice, by
+	// Namespace and Name; nil means deleted.
+	pending map[sliceKey]*Slice
 	// applied holds each service's applied slices, sorted by Name.
 	applied map[servicemap.ServiceName][]*Slice
-	mg      merger
+	// owner holds the Service of each applied slice: there is at most
+	// one applied version per sliceKey.
+	owner map[sliceKey]string
+	mg    merger
+}
+
+// sliceKey identifies a slice regardless of the service it belongs to.
+type sliceKey struct {
+	namespace, name string
 }
 
 // NewTracker returns an empty Tracker.
 func NewTracker() *Tracker {
 	return &Tracker{
-		pending: make(map[SliceName]*Slice),
+		pending: make(map[sliceKey]*Slice),
 		applied: make(map[servicemap.ServiceName][]*Slice),
+		owner:   make(map[sliceKey]string),
 	}
 }
 
 // Update records s, a new or changed slice, as its latest version. An
-// invalid slice is not recorded: Update returns its *ValidationError.
-// Updating a slice to what was last applied cancels its pending change.
+// invalid (or nil) slice is not recorded: Update returns its
+// *ValidationError. Updating a slice to what was last applied cancels its
+// pending change. An update under another Service moves the slice (see
+// Tracker).
 //
 // Update keeps its own copy of the endpoints, normalized (see normalize),
 // so that the work of a slice is done when it arrives rather than in the
@@ -64,29 +89,33 @@ func (t *Tracker) Update(s *Slice) error {
 		return err
 	}
 	s = normalize(s)
-	id := s.ID()
+	key := sliceKey{s.Namespace, s.Name}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if cur := t.appliedSlice(id); cur != nil && equalSlices(cur, s) {
-		delete(t.pending, id)
+	if cur := t.appliedSlice(key); cur != nil && equalSlices(cur, s) {
+		delete(t.pending, key)
 		return nil
 	}
-	t.pending[id] = s
+	t.pending[key] = s
 	return nil
 }
 
-// Delete records the deletion of a slice. Only its Namespace, Service and
-// Name are used. Deleting a slice that was never applied cancels its
-// pending change.
+// Delete records the deletion of a slice. Only its Namespace and Name are
+// used: the version known under them is deleted even if s names another
+// Service. Deleting a slice that was never applied cancels its pending
+// change; deleting a nil slice does nothing.
 func (t *Tracker) Delete(s *Slice) {
-	id := s.ID()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.appliedSlice(id) == nil {
-		delete(t.pending, id)
+	if s == nil {
 		return
 	}
-	t.pending[id] = nil
+	key := sliceKey{s.Namespace, s.Name}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.owner[key]; !ok {
+		delete(t.pending, key)
+		return
+	}
+	t.pending[key] = nil
 }
 
 // Pending returns the number of slices with pending changes.
@@ -96,10 +125,14 @@ func (t *Tracker) Pending() int {
 	return len(t.pending)
 }
 
-// appliedSlice returns the applied slice named id, or nil.
-func (t *Tracker) appliedSlice(id SliceName) *Slice {
-	ss := t.applied[servicemap.ServiceName{Namespace: id.Namespace, Name: id.Service}]
-	if i, ok := slices.BinarySearchFunc(ss, id.Name, compareSliceName); ok {
+// appliedSlice returns the applied version of the slice key, or nil.
+func (t *Tracker) appliedSlice(key sliceKey) *Slice {
+	svc, ok := t.owner[key]
+	if !ok {
+		return nil
+	}
+	ss := t.applied[servicemap.ServiceName{Namespace: key.namespace, Name: svc}]
+	if i, ok := slices.BinarySearchFunc(ss, key.name, compareSliceName); ok {
 		return ss[i]
 	}
 	return nil
@@ -170,20 +203,31 @@ type pendingSlice struct {
 	s  *Slice
 }
 
-// takePending empties the pending set and returns it sorted by slice name
-// (namespace, service, name).
+// takePending empties the pending set and returns it as changes per
+// service, sorted by slice name (namespace, service, name): a slice that
+// moved yields the deletion of its applied version and its new version.
+// It records the new owners.
 func (t *Tracker) takePending() []pendingSlice {
 	out := make([]pendingSlice, 0, len(t.pending))
-	for id, s := range t.pending {
-		out = append(out, pendingSlice{id, s})
-	}
 	if len(t.applied) == 0 && len(t.pending) > 1024 {
-		// A bulk load: size the map once instead of growing it in steps.
+		// A bulk load: size the maps once instead of growing them in steps.
 		t.applied = make(map[servicemap.ServiceName][]*Slice, len(t.pending))
+		t.owner = make(map[sliceKey]string, len(t.pending))
+	}
+	for key, s := range t.pending {
+		if svc, ok := t.owner[key]; ok && (s == nil || s.Service != svc) {
+			out = append(out, pendingSlice{SliceName{key.namespace, svc, key.name}, nil})
+		}
+		if s == nil {
+			delete(t.owner, key)
+			continue
+		}
+		out = append(out, pendingSlice{s.ID(), s})
+		t.owner[key] = s.Service
 	}
 	// A fresh map: a cleared one would keep its size, and iterating it
 	// would cost as much as the largest batch ever seen.
-	t.pending = make(map[SliceName]*Slice)
+	t.pending = make(map[sliceKey]*Slice)
 	slices.SortFunc(out, func(a, b pendingSlice) int {
 		if c := strings.Compare(a.id.Namespace, b.id.Namespace); c != 0 {
 			return c
@@ -249,10 +293,18 @@ func (c *Changes) record(name servicemap.PortName, old, cur []Endpoint) {
 }
 
 // staleFlows reports whether a change from old to cur (both sorted with
-// Compare) can leave stale conntrack flows (SEMANTICS §9): an endpoint
+// Compare) can leave stale conntrack flows in either IP family, each
+// decided on its own (SEMANTICS §1 and §9).
+func staleFlows(old, cur []Endpoint) bool {
+	old4, old6 := SplitFamily(old)
+	cur4, cur6 := SplitFamily(cur)
+	return staleFamily(old4, cur4) || staleFamily(old6, cur6)
+}
+
+// staleFamily is staleFlows for the lists of one family: an endpoint
 // usable in old is unusable or gone in cur, or old had no usable endpoint
 // and cur has one (flows created while there was none black-hole).
-func staleFlows(old, cur []Endpoint) bool {
+func staleFamily(old, cur []Endpoint) bool {
 	hadUsable := false
 	j := 0
 	for i := range old {

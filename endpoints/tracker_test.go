@@ -155,7 +155,7 @@ func TestTracker(t *testing.T) {
 				update: []*Slice{
 					slice("b", "svc", "s", ports(udp("dns", 53), tcp("dns", 53)), ep("10.0.0.2")),
 					slice("a", "svc", "s", ports(tcp("", 80)), ep("10.0.0.1")),
-					slice("a", "abc", "s", ports(udp("z", 1), udp("a", 2)), ep("10.0.0.3")),
+					slice("a", "abc", "s2", ports(udp("z", 1), udp("a", 2)), ep("10.0.0.3")),
 				},
 				pending:   3,
 				ports:     []string{"a/abc:a/UDP", "a/abc:z/UDP", "a/svc/TCP", "b/svc:dns/TCP", "b/svc:dns/UDP"},
@@ -172,7 +172,16 @@ func TestTracker(t *testing.T) {
 		{name: "conntrack: UDP endpoint moves to another port", steps: udpChange(dns(ep("10.0.0.1")), dns(with(ep("10.0.0.1"), func(e *Endpoint) { e.Port = 5353 })), true)},
 		{name: "conntrack: UDP port gains its first endpoint", steps: udpChange(dns(), dns(ep("10.0.0.1")), true)},
 		{name: "conntrack: UDP port gains its first usable endpoint", steps: udpChange(dns(with(ep("10.0.0.1"), unready)), dns(with(ep("10.0.0.1"), unready), ep("10.0.0.2")), true)},
-		{name: "conntrack: UDP endpoint added while others exist", steps: udpChange(dns(ep("10.0.0.1")), dns(ep("10.0.0.1"), ep("2001:db8::1")), false)},
+		{name: "conntrack: UDP endpoint added while others exist", steps: udpChange(dns(ep("10.0.0.1")), dns(ep("10.0.0.1"), ep("10.0.0.2")), false)},
+		// SEMANTICS §1: each family on its own.
+		{name: "conntrack: first IPv6 UDP endpoint with existing IPv4", steps: udpChange(dns(ep("10.0.0.1")), dns(ep("10.0.0.1"), ep("2001:db8::1")), true)},
+		{name: "conntrack: first IPv4 UDP endpoint with existing IPv6", steps: udpChange(dns(ep("2001:db8::1")), dns(ep("10.0.0.1"), ep("2001:db8::1")), true)},
+		{name: "conntrack: first usable IPv6 UDP endpoint", steps: udpChange(dns(ep("10.0.0.1"), with(ep("2001:db8::1"), unready)), dns(ep("10.0.0.1"), ep("2001:db8::1")), true)},
+		{name: "conntrack: IPv6 UDP endpoint added while IPv6 had a usable one", steps: udpChange(dns(ep("10.0.0.1"), ep("2001:db8::1")), dns(ep("10.0.0.1"), ep("2001:db8::1"), ep("2001:db8::2")), false)},
+		{name: "conntrack: IPv4 UDP endpoint removed, IPv6 unchanged", steps: udpChange(dns(ep("10.0.0.1"), ep("10.0.0.2"), ep("2001:db8::1")), dns(ep("10.0.0.1"), ep("2001:db8::1")), true)},
+		{name: "conntrack: last IPv6 UDP endpoint removed", steps: udpChange(dns(ep("10.0.0.1"), ep("2001:db8::1")), dns(ep("10.0.0.1")), true)},
+		{name: "conntrack: SCTP first IPv6 endpoint with existing IPv4", steps: udpChange(sc(ep("10.0.0.1")), sc(ep("10.0.0.1"), ep("2001:db8::1")), true)},
+		{name: "conntrack: never for TCP, first IPv6 endpoint", steps: udpChange(web(ep("10.0.0.1")), web(ep("10.0.0.1"), ep("2001:db8::1")), false)},
 		{name: "conntrack: unusable UDP endpoint removed", steps: udpChange(dns(ep("10.0.0.1"), with(ep("10.0.0.2"), unready)), dns(ep("10.0.0.1")), false)},
 		{name: "conntrack: UDP weight change", steps: udpChange(dns(ep("10.0.0.1")), dns(with(ep("10.0.0.1"), func(e *Endpoint) { e.Weight = 5 })), false)},
 		{name: "conntrack: SCTP endpoint removed", steps: udpChange(sc(ep("10.0.0.1"), ep("10.0.0.2")), sc(ep("10.0.0.2")), true)},
@@ -201,6 +210,83 @@ func TestTracker(t *testing.T) {
 			steps: []trackerStep{
 				{update: []*Slice{dns(ep("10.0.0.1"))}, pending: 1, ports: []string{"ns/dns:dns/UDP"}, conntrack: []string{"ns/dns:dns/UDP"}, want: fmtSlice(dns(ep("10.0.0.1")))},
 				{delete: []*Slice{dns()}, pending: 1, ports: []string{"ns/dns:dns/UDP"}, conntrack: []string{"ns/dns:dns/UDP"}},
+			},
+		},
+		{
+			name: "a slice that moves to another service leaves the old one",
+			steps: []trackerStep{
+				{update: []*Slice{web(ep("10.0.0.1"))}, pending: 1, ports: []string{"ns/web:http/TCP"}, want: fmtSlice(web(ep("10.0.0.1")))},
+				{
+					update: []*Slice{moved(web(ep("10.0.0.2")), "other")}, pending: 1,
+					ports: []string{"ns/other:http/TCP", "ns/web:http/TCP"},
+					want:  fmtSlice(moved(web(ep("10.0.0.2")), "other")),
+				},
+				{update: []*Slice{moved(web(ep("10.0.0.2")), "other")}, want: fmtSlice(moved(web(ep("10.0.0.2")), "other"))},
+				// Delete names the old service: the version known wins.
+				{delete: []*Slice{web()}, pending: 1, ports: []string{"ns/other:http/TCP"}},
+				{delete: []*Slice{web()}},
+			},
+		},
+		{
+			name: "a moved UDP slice: both services' ports need cleanup",
+			steps: []trackerStep{
+				{update: []*Slice{dns(ep("10.0.0.1"))}, pending: 1, ports: []string{"ns/dns:dns/UDP"}, conntrack: []string{"ns/dns:dns/UDP"}, want: fmtSlice(dns(ep("10.0.0.1")))},
+				{
+					update: []*Slice{moved(dns(ep("10.0.0.1")), "a-dns")}, pending: 1,
+					ports: []string{"ns/a-dns:dns/UDP", "ns/dns:dns/UDP"}, conntrack: []string{"ns/a-dns:dns/UDP", "ns/dns:dns/UDP"},
+					want: fmtSlice(moved(dns(ep("10.0.0.1")), "a-dns")),
+				},
+			},
+		},
+		{
+			name: "moves before Apply: only the last service counts",
+			steps: []trackerStep{
+				{update: []*Slice{web(ep("10.0.0.1"))}, pending: 1, ports: []string{"ns/web:http/TCP"}, want: fmtSlice(web(ep("10.0.0.1")))},
+				{
+					update:  []*Slice{moved(web(ep("10.0.0.1")), "b"), moved(web(ep("10.0.0.1")), "c"), moved(web(ep("10.0.0.3")), "a")},
+					pending: 1,
+					ports:   []string{"ns/a:http/TCP", "ns/web:http/TCP"},
+					want:    fmtSlice(moved(web(ep("10.0.0.3")), "a")),
+				},
+			},
+		},
+		{
+			name: "a move back to the applied service before Apply cancels",
+			steps: []trackerStep{
+				{update: []*Slice{web(ep("10.0.0.1"))}, pending: 1, ports: []string{"ns/web:http/TCP"}, want: fmtSlice(web(ep("10.0.0.1")))},
+				{update: []*Slice{moved(web(ep("10.0.0.1")), "other"), web(ep("10.0.0.1"))}, want: fmtSlice(web(ep("10.0.0.1")))},
+			},
+		},
+		{
+			name: "a never-applied slice that moves: its pending add is cancelled",
+			steps: []trackerStep{
+				{
+					update: []*Slice{web(ep("10.0.0.1")), moved(web(ep("10.0.0.2")), "other")}, pending: 1,
+					ports: []string{"ns/other:http/TCP"}, want: fmtSlice(moved(web(ep("10.0.0.2")), "other")),
+				},
+			},
+		},
+		{
+			name: "a moved, never-applied slice deleted under its old service",
+			steps: []trackerStep{
+				{update: []*Slice{web(ep("10.0.0.1")), moved(web(ep("10.0.0.2")), "other")}, delete: []*Slice{web()}},
+			},
+		},
+		{
+			name: "a move and a delete before Apply remove the applied version",
+			steps: []trackerStep{
+				{update: []*Slice{web(ep("10.0.0.1"))}, pending: 1, ports: []string{"ns/web:http/TCP"}, want: fmtSlice(web(ep("10.0.0.1")))},
+				{update: []*Slice{moved(web(ep("10.0.0.1")), "other")}, delete: []*Slice{moved(web(), "other")}, pending: 1, ports: []string{"ns/web:http/TCP"}},
+			},
+		},
+		{
+			name: "slices of one name in two namespaces are different slices",
+			steps: []trackerStep{
+				{
+					update: []*Slice{web(ep("10.0.0.1")), slice("ns2", "other", "web-a", ports(tcp("http", 80)), ep("10.0.0.2"))}, pending: 2,
+					ports: []string{"ns/web:http/TCP", "ns2/other:http/TCP"},
+					want:  []string{"ns/web:http/TCP 10.0.0.1:80 RS-", "ns2/other:http/TCP 10.0.0.2:80 RS-"},
+				},
 			},
 		},
 		{
@@ -256,6 +342,12 @@ func TestTracker(t *testing.T) {
 	}
 }
 
+// moved returns s as a slice of service svc.
+func moved(s *Slice, svc string) *Slice {
+	s.Service = svc
+	return s
+}
+
 // fmtSlice renders what Merge makes of s, as fmtMap would.
 func fmtSlice(s *Slice) []string { return fmtLists(Merge([]*Slice{s})) }
 
@@ -286,6 +378,59 @@ func TestTrackerInvalidUpdate(t *testing.T) {
 	m, ch := tr.Apply(Map{})
 	if m.Len() != 0 || len(ch.Ports) != 0 {
 		t.Errorf("Apply() = %d ports, %v; want nothing", m.Len(), ch)
+	}
+}
+
+func TestTrackerNil(t *testing.T) {
+	tr := NewTracker()
+	err := tr.Update(nil)
+	var fe *FieldError
+	if !errors.As(err, &fe) || *fe != (FieldError{Field: "Slice", Value: nil, Reason: "must not be nil"}) {
+		t.Errorf("Update(nil) = %v, want the FieldError of a nil slice", err)
+	}
+	if err := tr.Update(slice("ns", "svc", "a", ports(tcp("http", 80)), ep("10.0.0.1"))); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := tr.Apply(Map{})
+	tr.Delete(nil)
+	if got := tr.Pending(); got != 0 {
+		t.Errorf("Pending() = %d after Delete(nil), want 0", got)
+	}
+	if next, ch := tr.Apply(m); next.Len() != 1 || len(ch.Ports) != 0 {
+		t.Errorf("Apply() after Delete(nil) = %d ports, %+v; want 1 port, no changes", next.Len(), ch)
+	}
+}
+
+// A bulk load sizes the maps once; moves and deletes still find the
+// slices it loaded.
+func TestTrackerBulkLoad(t *testing.T) {
+	ss := benchSlices(1500)
+	tr := NewTracker()
+	for _, s := range ss {
+		if err := tr.Update(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, ch := tr.Apply(Map{})
+	if m.Len() != len(ss) || len(ch.Ports) != len(ss) {
+		t.Fatalf("Apply() = %d ports, %d changes; want %d", m.Len(), len(ch.Ports), len(ss))
+	}
+	mv := *ss[7]
+	mv.Service = "moved"
+	if err := tr.Update(&mv); err != nil {
+		t.Fatal(err)
+	}
+	gone := *ss[9]
+	gone.Service = "whatever"
+	tr.Delete(&gone)
+	m, ch = tr.Apply(m)
+	if got, want := fmtPorts(ch.Ports), []string{
+		"ns-7/moved:http/TCP", "ns-7/svc-7:http/TCP", "ns-9/svc-9:http/TCP",
+	}; diff(want, got) != "" {
+		t.Errorf("Changes.Ports %s", diff(want, got))
+	}
+	if m.Len() != len(ss)-1 {
+		t.Errorf("Len() = %d, want %d", m.Len(), len(ss)-1)
 	}
 }
 
@@ -339,7 +484,8 @@ func TestTrackerConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 50 {
-				s := slice("ns", fmt.Sprintf("svc-%d", i%10), fmt.Sprintf("s-%d", g), ports(udp("dns", 53)),
+				// Slice names are unique within the namespace.
+				s := slice("ns", fmt.Sprintf("svc-%d", i%10), fmt.Sprintf("svc-%d-s-%d", i%10, g), ports(udp("dns", 53)),
 					ep(fmt.Sprintf("10.0.%d.%d", g, i+1)))
 				if err := tr.Update(s); err != nil {
 					t.Error(err)

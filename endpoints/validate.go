@@ -11,18 +11,26 @@ import (
 // Errors name each field path and value, or nil.
 //
 // Rules:
+//   - The slice is not nil (the error then has the single FieldError
+//     {Field: "Slice", Value: nil, Reason: "must not be nil"}).
 //   - Namespace, Service and Name must not be empty.
 //   - Ports: the protocol is TCP, UDP or SCTP (zero means TCP); the port
 //     number may be zero only when every endpoint has a Port of its own;
 //     no two ports share a name and protocol.
 //   - Endpoints: the address is set, has no zone, and is not an
-//     IPv4-mapped IPv6, unspecified or multicast address; an endpoint may
-//     have a Port of its own only in a slice with at most one port (with
-//     more it would be ambiguous).
+//     IPv4-mapped IPv6, unspecified, loopback (127.0.0.0/8, ::1),
+//     link-local unicast (169.254.0.0/16, fe80::/10) or multicast address
+//     (which covers link-local multicast), as Kubernetes requires of
+//     endpoint IPs; an endpoint may have a Port of its own only in a slice
+//     with exactly one port (with more it would be ambiguous, with none
+//     the endpoint would belong to no port).
 //
 // The same address and port may appear more than once, within a slice or
 // across slices: that is not an error, merging keeps one copy (see Merge).
 func (s *Slice) Validate() error {
+	if s == nil {
+		return &ValidationError{Errors: []*FieldError{{Field: "Slice", Value: nil, Reason: "must not be nil"}}}
+	}
 	var v validator
 	for _, f := range []struct{ field, value string }{
 		{"Namespace", s.Namespace}, {"Service", s.Service}, {"Name", s.Name},
@@ -82,7 +90,12 @@ func (v *validator) endpoints(s *Slice) {
 		if reason := addrProblem(e.Addr); reason != "" {
 			v.add(fmt.Sprintf("Endpoints[%d].Addr", i), e.Addr, reason)
 		}
-		if e.Port != 0 && len(s.Ports) > 1 {
+		switch {
+		case e.Port == 0 || len(s.Ports) == 1:
+		case len(s.Ports) == 0:
+			v.add(fmt.Sprintf("Endpoints[%d].Port", i), e.Port,
+				"a port of its own needs a slice with one port, this one has no ports")
+		default:
 			v.add(fmt.Sprintf("Endpoints[%d].Port", i), e.Port,
 				fmt.Sprintf("ambiguous: a port of its own needs a slice with one port, this one has %d", len(s.Ports)))
 		}
@@ -102,6 +115,10 @@ func addrProblem(a netip.Addr) string {
 		return "unspecified address"
 	case a.IsMulticast():
 		return "multicast address"
+	case a.IsLoopback():
+		return "loopback address"
+	case a.IsLinkLocalUnicast():
+		return "link-local address"
 	}
 	return ""
 }

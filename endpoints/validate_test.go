@@ -107,9 +107,53 @@ func TestValidate(t *testing.T) {
 			slice: addr("ff02::1"),
 			want:  []string{`endpoints: Endpoints[1].Addr: invalid value ff02::1: multicast address`},
 		},
+		{
+			name:  "link-local multicast IPv4",
+			slice: addr("224.0.0.251"),
+			want:  []string{`endpoints: Endpoints[1].Addr: invalid value 224.0.0.251: multicast address`},
+		},
+		{
+			name:  "loopback IPv4",
+			slice: addr("127.0.0.1"),
+			want:  []string{`endpoints: Endpoints[1].Addr: invalid value 127.0.0.1: loopback address`},
+		},
+		{
+			name:  "loopback IPv4, all of 127/8",
+			slice: addr("127.1.2.3"),
+			want:  []string{`endpoints: Endpoints[1].Addr: invalid value 127.1.2.3: loopback address`},
+		},
+		{
+			name:  "loopback IPv6",
+			slice: addr("::1"),
+			want:  []string{`endpoints: Endpoints[1].Addr: invalid value ::1: loopback address`},
+		},
+		{
+			name:  "link-local IPv4",
+			slice: addr("169.254.169.254"),
+			want:  []string{`endpoints: Endpoints[1].Addr: invalid value 169.254.169.254: link-local address`},
+		},
+		{
+			name:  "link-local IPv6",
+			slice: addr("fe80::1"),
+			want:  []string{`endpoints: Endpoints[1].Addr: invalid value fe80::1: link-local address`},
+		},
+		{
+			name:  "link-local IPv6, all of fe80::/10",
+			slice: addr("febf::1"),
+			want:  []string{`endpoints: Endpoints[1].Addr: invalid value febf::1: link-local address`},
+		},
+		{name: "next to link-local and loopback", slice: addr("169.253.255.255")},
+		{name: "next to loopback", slice: addr("128.0.0.1")},
+		{name: "next to IPv6 link-local", slice: addr("fec0::1")},
 		{name: "IPv6", slice: addr("2001:db8::1")},
 		{name: "own port with one slice port", slice: withSlice(func(s *Slice) { s.Endpoints[0].Port = 8080 })},
-		{name: "own port without slice ports", slice: withSlice(func(s *Slice) { s.Ports, s.Endpoints[0].Port = nil, 8080 })},
+		{
+			// The endpoint would belong to no port and be dropped.
+			name:  "own port without slice ports",
+			slice: withSlice(func(s *Slice) { s.Ports, s.Endpoints[0].Port = nil, 8080 }),
+			want:  []string{`endpoints: Endpoints[0].Port: invalid value 8080: a port of its own needs a slice with one port, this one has no ports`},
+		},
+		{name: "no slice ports, no own port", slice: withSlice(func(s *Slice) { s.Ports = nil })},
 		{
 			name: "own port with two slice ports is ambiguous",
 			slice: withSlice(func(s *Slice) {
@@ -171,6 +215,21 @@ func TestValidate(t *testing.T) {
 				t.Errorf("ValidationError{Slice: %v, %d errors}, want {%v, %d errors}", ve.Slice, len(ve.Errors), tt.slice.ID(), len(tt.want))
 			}
 		})
+	}
+}
+
+func TestValidateNil(t *testing.T) {
+	err := (*Slice)(nil).Validate()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("(*Slice)(nil).Validate() = %v, want a *ValidationError", err)
+	}
+	want := FieldError{Field: "Slice", Value: nil, Reason: "must not be nil"}
+	if len(ve.Errors) != 1 || *ve.Errors[0] != want {
+		t.Errorf("Errors = %v, want [%+v]", ve.Errors, want)
+	}
+	if got, want := err.Error(), `endpoints: slice "//": Slice: invalid value <nil>: must not be nil`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
 
