@@ -289,3 +289,18 @@ func TestProxyRunEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// Nil services and slices never panic, and never produce rules.
+func TestProxyNilInputs(t *testing.T) {
+	p := New(Node{}, nopSyncer())
+	// nil prev and cur: nothing to record, no panic.
+	_ = p.OnServiceUpdate(nil, nil)
+	if err := p.OnSliceUpdate(nil); err == nil {
+		t.Error("OnSliceUpdate(nil) accepted")
+	}
+	p.OnServiceDelete(nil)
+	p.OnSliceDelete(nil)
+	if snap := p.next(false); snap.Family(IPv4).Len() != 0 {
+		t.Error("nil inputs produced ports")
+	}
+}
