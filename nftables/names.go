@@ -1,0 +1,86 @@
+package nftables
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"net/netip"
+	"strings"
+
+	"github.com/proxykit/proxykit/servicemap"
+)
+
+// Names of the fixed chains, sets and maps of a table.
+const (
+	chainNatPrerouting   = "nat-prerouting"
+	chainNatOutput       = "nat-output"
+	chainNatPostrouting  = "nat-postrouting"
+	chainFilterPre       = "filter-prerouting"
+	chainFilterOutputFW  = "filter-output-firewall"
+	chainFilterInput     = "filter-input"
+	chainFilterForward   = "filter-forward"
+	chainFilterOutput    = "filter-output"
+	chainServices        = "services"
+	chainMasquerading    = "masquerading"
+	chainMarkMasq        = "mark-for-masquerade"
+	chainFirewallCheck   = "firewall-check"
+	chainEndpointsCheck  = "endpoints-check"
+	chainReject          = "reject-chain"
+	chainExternalDrop    = "external-drop"
+	mapServiceIPs        = "service-ips"
+	mapServiceNodePorts  = "service-nodeports"
+	mapNoEndpointIPs     = "no-endpoint-services"
+	mapNoEndpointNPs     = "no-endpoint-nodeports"
+	mapFirewallIPs       = "firewall-ips"
+	setClusterIPs        = "cluster-ips"
+	setClusterCIDRs      = "cluster-cidrs"
+	setLocalPods         = "local-pods"
+	setNodePortAddresses = "nodeport-addresses"
+	setHairpin           = "hairpin"
+)
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// hash8 is a stable 8-character hash of s.
+func hash8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return strings.ToLower(b32.EncodeToString(sum[:5]))
+}
+
+// portNames are the per-port object names of one service port. They carry
+// a hash of the port's identity, so they are unique and stable, and a
+// readable part, sanitized so that no input can break out of a name.
+type portNames struct {
+	hash, readable string
+}
+
+func namesOf(n servicemap.PortName) portNames {
+	return portNames{
+		hash:     hash8(n.String()),
+		readable: sanitize(n.Namespace) + "/" + sanitize(n.Name) + "/" + sanitize(n.Port) + "/" + protoName(n.Protocol),
+	}
+}
+
+func (p portNames) chain(kind string) string { return kind + "-" + p.hash + "-" + p.readable }
+
+// endpoint returns the names of an endpoint's chain and affinity set.
+func (p portNames) endpoint(ap netip.AddrPort) (chain, set string) {
+	h := hash8(p.hash + "/" + ap.String())
+	return "ep-" + p.hash + "-" + h, "aff-" + p.hash + "-" + h
+}
+
+// sanitize keeps the characters nft allows unquoted in a name, replaces
+// the others with '_', and bounds the length. Validated names pass
+// unchanged; the hash keeps sanitized names unique.
+func sanitize(s string) string {
+	const max = 48
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < max; i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,259 @@
+package nftables
+
+import (
+	"cmp"
+	"errors"
+	"net/netip"
+	"slices"
+
+	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/servicemap"
+)
+
+// Render returns the ruleset that programs snap: one table per family.
+// It is pure and deterministic: the same snapshot and config give a
+// byte-identical String.
+func Render(snap *proxykit.Snapshot, cfg Config) (*Ruleset, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if snap == nil {
+		return nil, errors.New("nftables: Render: nil snapshot")
+	}
+	cfg = cfg.withDefaults()
+	rs := &Ruleset{}
+	for _, f := range proxykit.Families {
+		tb := newTableBuilder(cfg, snap.Node(), f)
+		for ps := range snap.Family(f).Ports() {
+			tb.port(ps)
+		}
+		rs.Tables = append(rs.Tables, tb.table())
+	}
+	return rs, nil
+}
+
+// tableBuilder collects the objects of one family's table.
+type tableBuilder struct {
+	fam      Family
+	addrType string
+	cfg      Config
+	node     proxykit.Node
+	pf       proxykit.Family
+
+	// serviceIPs by frontend kind: ClusterIPs, ExternalIPs, LB IPs. When
+	// two ports claim one key, the first kind wins, then the first port,
+	// as in proxykit.Explain.
+	serviceIPs                [3][]Element
+	nodePorts                 []Element
+	noEndpointIPs, noEndpoint []Element // by address, by node port
+	firewallIPs, clusterIPs   []Element
+	hairpin                   map[netip.Addr]bool
+	chains                    []*Chain
+	sets                      []*Set
+}
+
+func newTableBuilder(cfg Config, node proxykit.Node, f proxykit.Family) *tableBuilder {
+	tb := &tableBuilder{fam: IPv4, addrType: "ipv4_addr", cfg: cfg, node: node, pf: f, hairpin: map[netip.Addr]bool{}}
+	if f == proxykit.IPv6 {
+		tb.fam, tb.addrType = IPv6, "ipv6_addr"
+	}
+	return tb
+}
+
+func (tb *tableBuilder) addChain(name string, rules ...Rule) {
+	tb.chains = append(tb.chains, &Chain{Name: name, Rules: rules})
+}
+
+// port adds the objects of one service port (SEMANTICS §2–§7).
+func (tb *tableBuilder) port(ps *proxykit.PortState) {
+	n := namesOf(ps.Name)
+	sp := ps.Port
+	internal := ps.Endpoints.Cluster
+	if sp.InternalTrafficPolicy == servicemap.Local {
+		internal = ps.Endpoints.Local
+	}
+	svc := n.chain("svc")
+	tb.addChain(svc, append([]Rule{tb.masqueradeInternal()}, tb.dispatch(n, sp, internal)...)...)
+	key := Element{Addrs: []netip.Addr{ps.ClusterIP}, Proto: sp.Protocol, Port: sp.Port}
+	tb.serviceIPs[0] = append(tb.serviceIPs[0], withVerdict(key, Goto(svc)))
+	tb.clusterIPs = append(tb.clusterIPs, Element{Addrs: []netip.Addr{ps.ClusterIP}})
+	if len(internal) == 0 {
+		tb.noEndpointIPs = append(tb.noEndpointIPs, withVerdict(key, Goto(chainReject)))
+	}
+	if sp.ExternallyAccessible() {
+		tb.external(ps, n)
+	}
+	if sp.Affinity.ClientIP {
+		tb.endpointChains(ps, n)
+	}
+	for _, e := range ps.Endpoints.All {
+		if e.NodeName != "" && e.NodeName == tb.node.Name {
+			tb.hairpin[e.Addr] = true
+		}
+	}
+}
+
+func withVerdict(e Element, v Verdict) Element {
+	e.Verdict = &v
+	return e
+}
+
+// masqueradeInternal marks internal traffic from outside the cluster
+// CIDRs, or all of it with MasqueradeAll (SEMANTICS §7).
+func (tb *tableBuilder) masqueradeInternal() Rule {
+	if tb.cfg.MasqueradeAll {
+		return Rule{Jump(chainMarkMasq)}
+	}
+	return Rule{SaddrInSet{Set: setClusterCIDRs, Negate: true}, Jump(chainMarkMasq)}
+}
+
+// external adds the external frontends of a port and its ext chain
+// (SEMANTICS §2, §5, §6, §7).
+func (tb *tableBuilder) external(ps *proxykit.PortState, n portNames) {
+	sp := ps.Port
+	ext := n.chain("ext")
+	set := ps.Endpoints.Cluster
+	noEndpoint := Goto(chainReject)
+	var rules []Rule
+	if sp.ExternalTrafficPolicy == servicemap.Local {
+		set, noEndpoint = ps.Endpoints.Local, Goto(chainExternalDrop)
+		rules = tb.shortCircuit(ps, n)
+	} else {
+		rules = []Rule{{Jump(chainMarkMasq)}}
+	}
+	tb.addChain(ext, append(rules, tb.dispatch(n, sp, set)...)...)
+	add := func(kind int, addr netip.Addr) {
+		key := Element{Addrs: []netip.Addr{addr}, Proto: sp.Protocol, Port: sp.Port}
+		tb.serviceIPs[kind] = append(tb.serviceIPs[kind], withVerdict(key, Goto(ext)))
+		if len(set) == 0 {
+			tb.noEndpointIPs = append(tb.noEndpointIPs, withVerdict(key, noEndpoint))
+		}
+	}
+	for _, a := range ps.ExternalIPs {
+		add(1, a)
+	}
+	for _, a := range ps.LoadBalancerIPs {
+		add(2, a)
+	}
+	if ps.Firewalled && len(ps.LoadBalancerIPs) > 0 {
+		tb.firewall(ps, n)
+	}
+	if sp.NodePort != 0 {
+		key := Element{Proto: sp.Protocol, Port: sp.NodePort}
+		tb.nodePorts = append(tb.nodePorts, withVerdict(key, Goto(ext)))
+		if len(set) == 0 {
+			tb.noEndpoint = append(tb.noEndpoint, withVerdict(key, noEndpoint))
+		}
+	}
+}
+
+// shortCircuit sends traffic from local pods and from the node itself to
+// the Cluster set, as internal traffic (SEMANTICS §2); the node's is
+// masqueraded (§7).
+func (tb *tableBuilder) shortCircuit(ps *proxykit.PortState, n portNames) []Rule {
+	if len(ps.Endpoints.Cluster) == 0 {
+		return nil // nothing to reach: the filter rejects it
+	}
+	clu := n.chain("clu")
+	tb.addChain(clu, tb.dispatch(n, ps.Port, ps.Endpoints.Cluster)...)
+	var rules []Rule
+	if tb.cfg.MasqueradeAll {
+		rules = append(rules, Rule{SaddrInSet{Set: setLocalPods}, Jump(chainMarkMasq)})
+	}
+	return append(rules,
+		Rule{SaddrInSet{Set: setLocalPods}, Goto(clu)},
+		Rule{FibLocal{}, Jump(chainMarkMasq)},
+		Rule{FibLocal{}, Goto(clu)},
+	)
+}
+
+// firewall adds a port's source-range chain (SEMANTICS §6).
+func (tb *tableBuilder) firewall(ps *proxykit.PortState, n portNames) {
+	fw := n.chain("fw")
+	var rules []Rule
+	if slices.ContainsFunc(ps.SourceRanges, func(p netip.Prefix) bool {
+		return slices.ContainsFunc(tb.node.Addresses, p.Contains)
+	}) {
+		rules = append(rules, Rule{FibLocal{}, Return})
+	}
+	if len(ps.SourceRanges) > 0 {
+		rules = append(rules, Rule{SaddrPrefixes{Prefixes: ps.SourceRanges, Negate: true}, Drop})
+	} else {
+		rules = append(rules, Rule{Drop}) // ranges only of the other family
+	}
+	tb.addChain(fw, rules...)
+	for _, a := range ps.LoadBalancerIPs {
+		key := Element{Addrs: []netip.Addr{a}, Proto: ps.Port.Protocol, Port: ps.Port.Port}
+		tb.firewallIPs = append(tb.firewallIPs, withVerdict(key, Jump(fw)))
+	}
+}
+
+// dispatch returns the rules that pick an endpoint of eps, weighted
+// (SEMANTICS §3), honouring ClientIP affinity (§4). No endpoints, no
+// rules: the packet goes on unchanged and the filter rejects or drops it.
+func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []endpoints.Endpoint) []Rule {
+	if len(eps) == 0 {
+		return nil
+	}
+	if !sp.Affinity.ClientIP {
+		if len(eps) == 1 {
+			return []Rule{{L4Proto{sp.Protocol}, Dnat{eps[0].AddrPort()}}}
+		}
+		mod, ranges := weightedRanges(eps, func(r *Range, e *endpoints.Endpoint) { r.To = e.AddrPort() })
+		return []Rule{{L4Proto{sp.Protocol}, NumgenDnat{Mod: mod, Ranges: ranges}}}
+	}
+	var rules []Rule
+	for i := range eps {
+		chain, set := n.endpoint(eps[i].AddrPort())
+		rules = append(rules, Rule{SaddrInSet{Set: set}, Goto(chain)})
+	}
+	if len(eps) == 1 {
+		chain, _ := n.endpoint(eps[0].AddrPort())
+		return append(rules, Rule{Goto(chain)})
+	}
+	mod, ranges := weightedRanges(eps, func(r *Range, e *endpoints.Endpoint) {
+		chain, _ := n.endpoint(e.AddrPort())
+		r.Verdict = Goto(chain)
+	})
+	return append(rules, Rule{NumgenVmap{Mod: mod, Ranges: ranges}})
+}
+
+// weightedRanges gives endpoint i the numbers [w_0+…+w_{i-1}, w_0+…+w_i)
+// of [0, sum of weights): probability w_i / sum (SEMANTICS §3).
+func weightedRanges(eps []endpoints.Endpoint, set func(*Range, *endpoints.Endpoint)) (uint32, []Range) {
+	ranges := make([]Range, len(eps))
+	var lo uint32
+	for i := range eps {
+		w := eps[i].EffectiveWeight()
+		ranges[i] = Range{Lo: lo, Hi: lo + w - 1}
+		set(&ranges[i], &eps[i])
+		lo += w
+	}
+	return lo, ranges
+}
+
+// endpointChains adds, for a ClientIP service, each endpoint's chain and
+// affinity set: the chain records the client and DNATs (SEMANTICS §4).
+func (tb *tableBuilder) endpointChains(ps *proxykit.PortState, n portNames) {
+	for i := range ps.Endpoints.All {
+		e := &ps.Endpoints.All[i]
+		chain, set := n.endpoint(e.AddrPort())
+		tb.addChain(chain, Rule{UpdateSaddr{Set: set}}, Rule{L4Proto{ps.Port.Protocol}, Dnat{e.AddrPort()}})
+		tb.sets = append(tb.sets, &Set{
+			Name: set, Type: tb.addrType, Dynamic: true, Size: 65535,
+			Timeout: ps.Port.Affinity.EffectiveTimeout(),
+		})
+	}
+}
+
+// compareElements orders elements by their key parts.
+func compareElements(a, b Element) int {
+	if c := cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits())); c != 0 {
+		return c
+	}
+	if c := slices.CompareFunc(a.Addrs, b.Addrs, netip.Addr.Compare); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port))
+}

@@ -1,0 +1,133 @@
+package nftables
+
+import (
+	"net/netip"
+	"slices"
+)
+
+const tableComment = "proxykit service proxy: do not edit, rewritten on every sync"
+
+// table assembles the collected objects with the fixed chains and sets.
+func (tb *tableBuilder) table() *Table {
+	t := &Table{Family: tb.fam, Name: tb.cfg.Table, Comment: tb.comment()}
+	t.Sets = append(tb.fixedSets(), tb.sets...)
+	slices.SortFunc(t.Sets, func(a, b *Set) int { return compareNames(a.Name, b.Name) })
+	t.Chains = append(tb.fixedChains(), tb.chains...)
+	slices.SortFunc(t.Chains, func(a, b *Chain) int { return compareNames(a.Name, b.Name) })
+	return t
+}
+
+func (tb *tableBuilder) comment() string { return tableComment }
+
+func compareNames(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (tb *tableBuilder) fixedSets() []*Set {
+	verdictMap := func(name, typ string, elems []Element) *Set {
+		return &Set{Name: name, Type: typ, Data: "verdict", Elements: uniqueSorted(elems)}
+	}
+	addrProtoPort := tb.addrType + " . inet_proto . inet_service"
+	var hairpin []Element
+	for a := range tb.hairpin {
+		hairpin = append(hairpin, Element{Addrs: []netip.Addr{a, a}})
+	}
+	var serviceIPs []Element
+	for _, kind := range tb.serviceIPs {
+		serviceIPs = append(serviceIPs, uniqueSorted(kind)...)
+	}
+	sets := []*Set{
+		verdictMap(mapServiceIPs, addrProtoPort, serviceIPs),
+		verdictMap(mapServiceNodePorts, "inet_proto . inet_service", tb.nodePorts),
+		verdictMap(mapNoEndpointIPs, addrProtoPort, tb.noEndpointIPs),
+		verdictMap(mapNoEndpointNPs, "inet_proto . inet_service", tb.noEndpoint),
+		verdictMap(mapFirewallIPs, addrProtoPort, tb.firewallIPs),
+		{Name: setClusterIPs, Type: tb.addrType, Elements: uniqueSorted(tb.clusterIPs)},
+		{Name: setHairpin, Type: tb.addrType + " . " + tb.addrType, Elements: uniqueSorted(hairpin)},
+		tb.prefixSet(setClusterCIDRs, tb.cfg.ClusterCIDRs),
+		tb.prefixSet(setLocalPods, tb.cfg.LocalPodCIDRs),
+	}
+	if len(tb.cfg.NodePortAddresses) > 0 {
+		sets = append(sets, tb.prefixSet(setNodePortAddresses, tb.cfg.NodePortAddresses))
+	}
+	// Across kinds too, the first wins: ClusterIPs, then ExternalIPs,
+	// then LB IPs.
+	sets[0].Elements = uniqueSorted(sets[0].Elements)
+	return sets
+}
+
+// prefixSet is an interval set of the prefixes of this family.
+func (tb *tableBuilder) prefixSet(name string, ps []netip.Prefix) *Set {
+	s := &Set{Name: name, Type: tb.addrType, Interval: true}
+	for _, p := range ps {
+		if tb.pf.Contains(p.Addr()) {
+			s.Elements = append(s.Elements, Element{Prefix: p})
+		}
+	}
+	s.Elements = uniqueSorted(s.Elements)
+	return s
+}
+
+// uniqueSorted sorts elements by key and keeps the first of equal keys
+// (a stable sort, so the earlier-added element wins).
+func uniqueSorted(es []Element) []Element {
+	out := slices.Clone(es)
+	slices.SortStableFunc(out, compareElements)
+	return slices.CompactFunc(out, func(a, b Element) bool { return compareElements(a, b) == 0 })
+}
+
+func (tb *tableBuilder) fixedChains() []*Chain {
+	base := func(name, typ, hook, prio string, rules ...Rule) *Chain {
+		return &Chain{Name: name, Hook: &Hook{Type: typ, Hook: hook, Priority: prio}, Rules: rules}
+	}
+	newOnly := func(to string) Rule { return Rule{CtStateNew{}, Jump(to)} }
+	mark := tb.cfg.MasqueradeMark
+	return []*Chain{
+		base(chainNatPrerouting, "nat", "prerouting", "dstnat", Rule{Jump(chainServices)}),
+		base(chainNatOutput, "nat", "output", "-100", Rule{Jump(chainServices)}),
+		base(chainNatPostrouting, "nat", "postrouting", "srcnat", Rule{Jump(chainMasquerading)}),
+		base(chainFilterPre, "filter", "prerouting", "dstnat - 10", newOnly(chainFirewallCheck)),
+		base(chainFilterOutputFW, "filter", "output", "-110", newOnly(chainFirewallCheck)),
+		base(chainFilterInput, "filter", "input", "filter - 10", newOnly(chainEndpointsCheck)),
+		base(chainFilterForward, "filter", "forward", "filter - 10", newOnly(chainEndpointsCheck)),
+		base(chainFilterOutput, "filter", "output", "filter - 10", newOnly(chainEndpointsCheck)),
+		{Name: chainServices, Rules: []Rule{
+			{VmapDaddrProtoPort{Map: mapServiceIPs}},
+			append(tb.nodePortMatch(), VmapProtoPort{Map: mapServiceNodePorts}),
+		}},
+		{Name: chainMasquerading, Rules: []Rule{
+			{CtStatusDnat{}, SaddrDaddrInSet{Set: setHairpin}, Masquerade{}},
+			{MarkUnset{Mark: mark}, Return},
+			{MarkXor{Mark: mark}},
+			{Masquerade{}},
+		}},
+		{Name: chainMarkMasq, Rules: []Rule{{MarkOr{Mark: mark}}}},
+		{Name: chainFirewallCheck, Rules: []Rule{{VmapDaddrProtoPort{Map: mapFirewallIPs}}}},
+		{Name: chainEndpointsCheck, Rules: []Rule{
+			{VmapDaddrProtoPort{Map: mapNoEndpointIPs}},
+			append(tb.nodePortMatch(), VmapProtoPort{Map: mapNoEndpointNPs}),
+			{DaddrInSet{Set: setClusterIPs}, Goto(chainReject)},
+		}},
+		{Name: chainReject, Rules: []Rule{{Reject{}}}},
+		{Name: chainExternalDrop, Rules: []Rule{
+			{SaddrInSet{Set: setLocalPods}, Goto(chainReject)},
+			{FibLocal{}, Goto(chainReject)},
+			{Drop},
+		}},
+	}
+}
+
+// nodePortMatch matches the destinations that serve NodePorts: local
+// addresses except loopback, or those in NodePortAddresses (SEMANTICS §8).
+func (tb *tableBuilder) nodePortMatch() Rule {
+	if len(tb.cfg.NodePortAddresses) > 0 {
+		return Rule{FibLocal{Daddr: true}, DaddrInSet{Set: setNodePortAddresses}}
+	}
+	return Rule{FibLocal{Daddr: true}, DaddrNotLoopback{}}
+}
