@@ -22,7 +22,8 @@ type Proxy struct {
 	nodeDirt bool
 	last     *Snapshot
 
-	// Owned by the sync loop.
+	// Owned by whoever holds syncMu: the loop, or SyncNow.
+	syncMu    sync.Mutex
 	b         *builder
 	changed   []servicemap.PortName // since the last successful sync, sorted
 	conntrack []servicemap.PortName
@@ -108,8 +109,16 @@ func (p *Proxy) Snapshot() *Snapshot {
 // the service and slice trackers in parallel.
 const bulkChanges = 2048
 
+// SyncNow applies every pending change at once with a full sync, and
+// returns the Syncer's error. It is for programs without a Run loop
+// (one-shot tools, tests, benchmarks); with one, it is serialized with the
+// loop's syncs.
+func (p *Proxy) SyncNow(ctx context.Context) error { return p.sync(ctx, true) }
+
 // sync is the Runner's SyncFunc.
 func (p *Proxy) sync(ctx context.Context, full bool) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
 	snap := p.next(full)
 	if err := p.syncer.Sync(ctx, snap); err != nil {
 		return err

@@ -304,3 +304,19 @@ func TestProxyNilInputs(t *testing.T) {
 		t.Error("nil inputs produced ports")
 	}
 }
+
+// SyncNow runs one full sync at once, without a Run loop.
+func TestProxySyncNow(t *testing.T) {
+	var got []*Snapshot
+	p := New(Node{Name: "n1"}, SyncerFunc(func(_ context.Context, s *Snapshot) error {
+		got = append(got, s)
+		return nil
+	}))
+	_ = p.OnServiceUpdate(nil, dualStackService())
+	if err := p.SyncNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[0].Full() || got[0].Family(IPv4).Len() != 1 || p.Snapshot() != got[0] {
+		t.Fatalf("SyncNow: %d syncs", len(got))
+	}
+}

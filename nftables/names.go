@@ -1,8 +1,6 @@
 package nftables
 
 import (
-	"crypto/sha256"
-	"encoding/base32"
 	"net/netip"
 	"strings"
 
@@ -38,12 +36,23 @@ const (
 	setHairpin           = "hairpin"
 )
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+const b32 = "abcdefghijklmnopqrstuvwxyz234567"
 
-// hash8 is a stable 8-character hash of s.
+// hash8 is a stable 8-character (40-bit) hash of s: FNV-1a, base32. The
+// names it goes into also carry the readable identity, so a collision of
+// hashes alone does not make two names equal.
 func hash8(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return strings.ToLower(b32.EncodeToString(sum[:5]))
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	var out [8]byte
+	for i := range out {
+		out[i] = b32[h&31]
+		h >>= 5
+	}
+	return string(out[:])
 }
 
 // portNames are the per-port object names of one service port. They carry
@@ -72,7 +81,7 @@ func (p portNames) endpoint(ap netip.AddrPort) (chain, set string) {
 // the others with '_', and bounds the length. Validated names pass
 // unchanged; the hash keeps sanitized names unique.
 func sanitize(s string) string {
-	const max = 48
+	const max = 63 // a DNS label: valid names pass whole
 	var b strings.Builder
 	for i := 0; i < len(s) && b.Len() < max; i++ {
 		c := s[i]

@@ -24,7 +24,7 @@ func Render(snap *proxykit.Snapshot, cfg Config) (*Ruleset, error) {
 	cfg = cfg.withDefaults()
 	rs := &Ruleset{}
 	for _, f := range proxykit.Families {
-		tb := newTableBuilder(cfg, snap.Node(), f)
+		tb := newTableBuilder(cfg, snap.Node(), f, snap.Family(f).Len())
 		for ps := range snap.Family(f).Ports() {
 			tb.port(ps)
 		}
@@ -48,13 +48,17 @@ type tableBuilder struct {
 	nodePorts                 []Element
 	noEndpointIPs, noEndpoint []Element // by address, by node port
 	firewallIPs, clusterIPs   []Element
-	hairpin                   map[netip.Addr]bool
+	hairpin                   []netip.Addr // local endpoints, may repeat
 	chains                    []*Chain
 	sets                      []*Set
 }
 
-func newTableBuilder(cfg Config, node proxykit.Node, f proxykit.Family) *tableBuilder {
-	tb := &tableBuilder{fam: IPv4, addrType: "ipv4_addr", cfg: cfg, node: node, pf: f, hairpin: map[netip.Addr]bool{}}
+func newTableBuilder(cfg Config, node proxykit.Node, f proxykit.Family, ports int) *tableBuilder {
+	tb := &tableBuilder{fam: IPv4, addrType: "ipv4_addr", cfg: cfg, node: node, pf: f}
+	// One ClusterIP element and at least one chain per port.
+	tb.serviceIPs[0] = make([]Element, 0, ports)
+	tb.clusterIPs = make([]Element, 0, ports)
+	tb.chains = make([]*Chain, 0, ports)
 	if f == proxykit.IPv6 {
 		tb.fam, tb.addrType = IPv6, "ipv6_addr"
 	}
@@ -75,9 +79,9 @@ func (tb *tableBuilder) port(ps *proxykit.PortState) {
 	}
 	svc := n.chain("svc")
 	tb.addChain(svc, append([]Rule{tb.masqueradeInternal()}, tb.dispatch(n, sp, internal)...)...)
-	key := Element{Addrs: []netip.Addr{ps.ClusterIP}, Proto: sp.Protocol, Port: sp.Port}
+	key := Element{Addr: ps.ClusterIP, Proto: sp.Protocol, Port: sp.Port}
 	tb.serviceIPs[0] = append(tb.serviceIPs[0], withVerdict(key, Goto(svc)))
-	tb.clusterIPs = append(tb.clusterIPs, Element{Addrs: []netip.Addr{ps.ClusterIP}})
+	tb.clusterIPs = append(tb.clusterIPs, Element{Addr: ps.ClusterIP})
 	if len(internal) == 0 {
 		tb.noEndpointIPs = append(tb.noEndpointIPs, withVerdict(key, Goto(chainReject)))
 	}
@@ -89,7 +93,7 @@ func (tb *tableBuilder) port(ps *proxykit.PortState) {
 	}
 	for _, e := range ps.Endpoints.All {
 		if e.NodeName != "" && e.NodeName == tb.node.Name {
-			tb.hairpin[e.Addr] = true
+			tb.hairpin = append(tb.hairpin, e.Addr)
 		}
 	}
 }
@@ -124,7 +128,7 @@ func (tb *tableBuilder) external(ps *proxykit.PortState, n portNames) {
 	}
 	tb.addChain(ext, append(rules, tb.dispatch(n, sp, set)...)...)
 	add := func(kind int, addr netip.Addr) {
-		key := Element{Addrs: []netip.Addr{addr}, Proto: sp.Protocol, Port: sp.Port}
+		key := Element{Addr: addr, Proto: sp.Protocol, Port: sp.Port}
 		tb.serviceIPs[kind] = append(tb.serviceIPs[kind], withVerdict(key, Goto(ext)))
 		if len(set) == 0 {
 			tb.noEndpointIPs = append(tb.noEndpointIPs, withVerdict(key, noEndpoint))
@@ -184,7 +188,7 @@ func (tb *tableBuilder) firewall(ps *proxykit.PortState, n portNames) {
 	}
 	tb.addChain(fw, rules...)
 	for _, a := range ps.LoadBalancerIPs {
-		key := Element{Addrs: []netip.Addr{a}, Proto: ps.Port.Protocol, Port: ps.Port.Port}
+		key := Element{Addr: a, Proto: ps.Port.Protocol, Port: ps.Port.Port}
 		tb.firewallIPs = append(tb.firewallIPs, withVerdict(key, Jump(fw)))
 	}
 }
@@ -200,10 +204,14 @@ func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []
 		if len(eps) == 1 {
 			return []Rule{{L4Proto{sp.Protocol}, Dnat{eps[0].AddrPort()}}}
 		}
-		mod, ranges := weightedRanges(eps, func(r *Range, e *endpoints.Endpoint) { r.To = e.AddrPort() })
+		mod, spans := weightedSpans(eps)
+		ranges := make([]DnatRange, len(eps))
+		for i := range eps {
+			ranges[i] = DnatRange{spans[i], eps[i].AddrPort()}
+		}
 		return []Rule{{L4Proto{sp.Protocol}, NumgenDnat{Mod: mod, Ranges: ranges}}}
 	}
-	var rules []Rule
+	rules := make([]Rule, 0, len(eps)+1)
 	for i := range eps {
 		chain, set := n.endpoint(eps[i].AddrPort())
 		rules = append(rules, Rule{SaddrInSet{Set: set}, Goto(chain)})
@@ -212,25 +220,26 @@ func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []
 		chain, _ := n.endpoint(eps[0].AddrPort())
 		return append(rules, Rule{Goto(chain)})
 	}
-	mod, ranges := weightedRanges(eps, func(r *Range, e *endpoints.Endpoint) {
-		chain, _ := n.endpoint(e.AddrPort())
-		r.Verdict = Goto(chain)
-	})
+	mod, spans := weightedSpans(eps)
+	ranges := make([]VerdictRange, len(eps))
+	for i := range eps {
+		chain, _ := n.endpoint(eps[i].AddrPort())
+		ranges[i] = VerdictRange{spans[i], Goto(chain)}
+	}
 	return append(rules, Rule{NumgenVmap{Mod: mod, Ranges: ranges}})
 }
 
-// weightedRanges gives endpoint i the numbers [w_0+…+w_{i-1}, w_0+…+w_i)
+// weightedSpans gives endpoint i the numbers [w_0+…+w_{i-1}, w_0+…+w_i)
 // of [0, sum of weights): probability w_i / sum (SEMANTICS §3).
-func weightedRanges(eps []endpoints.Endpoint, set func(*Range, *endpoints.Endpoint)) (uint32, []Range) {
-	ranges := make([]Range, len(eps))
+func weightedSpans(eps []endpoints.Endpoint) (uint32, []Span) {
+	spans := make([]Span, len(eps))
 	var lo uint32
 	for i := range eps {
 		w := eps[i].EffectiveWeight()
-		ranges[i] = Range{Lo: lo, Hi: lo + w - 1}
-		set(&ranges[i], &eps[i])
+		spans[i] = Span{Lo: lo, Hi: lo + w - 1}
 		lo += w
 	}
-	return lo, ranges
+	return lo, spans
 }
 
 // endpointChains adds, for a ClientIP service, each endpoint's chain and
@@ -249,11 +258,24 @@ func (tb *tableBuilder) endpointChains(ps *proxykit.PortState, n portNames) {
 
 // compareElements orders elements by their key parts.
 func compareElements(a, b Element) int {
-	if c := cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits())); c != 0 {
-		return c
+	return cmp.Or(
+		a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()),
+		a.Addr.Compare(b.Addr), a.Addr2.Compare(b.Addr2),
+		cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port),
+	)
+}
+
+// elementKey is the key of a map element, compact, for deduplication.
+type elementKey struct {
+	addr, addr2 netip.Addr
+	port        uint16
+	proto       byte
+}
+
+func (e Element) key() elementKey {
+	k := elementKey{addr: e.Addr, addr2: e.Addr2, port: e.Port}
+	if e.Proto != "" {
+		k.proto = e.Proto[0] // T, U or S
 	}
-	if c := slices.CompareFunc(a.Addrs, b.Addrs, netip.Addr.Compare); c != 0 {
-		return c
-	}
-	return cmp.Or(cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port))
+	return k
 }

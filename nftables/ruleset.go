@@ -127,11 +127,12 @@ func (s *Set) write(b *strings.Builder, fam Family) {
 }
 
 // Element is one element of a set or map: a key made of the parts that
-// are set, in the order prefix or addresses, protocol, port, and for a
+// are set, in the order prefix or address(es), protocol, port, and for a
 // map a verdict.
 type Element struct {
 	Prefix  netip.Prefix // an interval set's key
-	Addrs   []netip.Addr
+	Addr    netip.Addr
+	Addr2   netip.Addr // the second address of a pair key (hairpin)
 	Proto   servicemap.Protocol
 	Port    uint16
 	Verdict *Verdict
@@ -142,8 +143,10 @@ func (e Element) String() string {
 	if e.Prefix.IsValid() {
 		parts = append(parts, e.Prefix.String())
 	}
-	for _, a := range e.Addrs {
-		parts = append(parts, a.String())
+	for _, a := range []netip.Addr{e.Addr, e.Addr2} {
+		if a.IsValid() {
+			parts = append(parts, a.String())
+		}
 	}
 	if e.Proto != "" {
 		parts = append(parts, protoName(e.Proto))

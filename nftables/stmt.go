@@ -153,25 +153,33 @@ type VmapProtoPort struct{ Map string }
 
 func (s VmapProtoPort) text(Family) string { return "meta l4proto . th dport vmap @" + s.Map }
 
-// Range is [Lo, Hi] of a random number and what it selects.
-type Range struct {
-	Lo, Hi  uint32
-	Verdict Verdict        // for NumgenVmap
-	To      netip.AddrPort // for NumgenDnat
-}
+// Span is [Lo, Hi] of a random number.
+type Span struct{ Lo, Hi uint32 }
 
-func (r Range) key() string {
+func (r Span) key() string {
 	if r.Lo == r.Hi {
 		return strconv.FormatUint(uint64(r.Lo), 10)
 	}
 	return strconv.FormatUint(uint64(r.Lo), 10) + "-" + strconv.FormatUint(uint64(r.Hi), 10)
 }
 
+// VerdictRange is a span of random numbers and the verdict it selects.
+type VerdictRange struct {
+	Span
+	Verdict Verdict
+}
+
+// DnatRange is a span of random numbers and the endpoint it selects.
+type DnatRange struct {
+	Span
+	To netip.AddrPort
+}
+
 // NumgenVmap picks a verdict by a random number in [0, Mod): a weighted
 // choice among endpoint chains.
 type NumgenVmap struct {
 	Mod    uint32
-	Ranges []Range
+	Ranges []VerdictRange
 }
 
 func (s NumgenVmap) text(Family) string {
@@ -186,7 +194,7 @@ func (s NumgenVmap) text(Family) string {
 // [0, Mod): a weighted choice without per-endpoint chains.
 type NumgenDnat struct {
 	Mod    uint32
-	Ranges []Range
+	Ranges []DnatRange
 }
 
 func (s NumgenDnat) text(f Family) string {

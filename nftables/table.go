@@ -10,10 +10,15 @@ const tableComment = "proxykit service proxy: do not edit, rewritten on every sy
 // table assembles the collected objects with the fixed chains and sets.
 func (tb *tableBuilder) table() *Table {
 	t := &Table{Family: tb.fam, Name: tb.cfg.Table, Comment: tb.comment()}
-	t.Sets = append(tb.fixedSets(), tb.sets...)
+	// Fixed objects first, sorted by name; then the per-port ones in the
+	// order of the snapshot's ports. Deterministic without sorting 30k
+	// names.
+	t.Sets = tb.fixedSets()
 	slices.SortFunc(t.Sets, func(a, b *Set) int { return compareNames(a.Name, b.Name) })
-	t.Chains = append(tb.fixedChains(), tb.chains...)
+	t.Sets = append(t.Sets, tb.sets...)
+	t.Chains = tb.fixedChains()
 	slices.SortFunc(t.Chains, func(a, b *Chain) int { return compareNames(a.Name, b.Name) })
+	t.Chains = append(t.Chains, tb.chains...)
 	return t
 }
 
@@ -31,34 +36,32 @@ func compareNames(a, b string) int {
 
 func (tb *tableBuilder) fixedSets() []*Set {
 	verdictMap := func(name, typ string, elems []Element) *Set {
-		return &Set{Name: name, Type: typ, Data: "verdict", Elements: uniqueSorted(elems)}
+		return &Set{Name: name, Type: typ, Data: "verdict", Elements: unique(elems)}
 	}
 	addrProtoPort := tb.addrType + " . inet_proto . inet_service"
-	var hairpin []Element
-	for a := range tb.hairpin {
-		hairpin = append(hairpin, Element{Addrs: []netip.Addr{a, a}})
+	slices.SortFunc(tb.hairpin, netip.Addr.Compare)
+	local := slices.Compact(tb.hairpin)
+	hairpin := make([]Element, len(local))
+	for i, a := range local {
+		hairpin[i] = Element{Addr: a, Addr2: a}
 	}
-	var serviceIPs []Element
-	for _, kind := range tb.serviceIPs {
-		serviceIPs = append(serviceIPs, uniqueSorted(kind)...)
-	}
+	// ClusterIPs first, then ExternalIPs, then LB IPs: the first of equal
+	// keys wins, as in proxykit.Explain.
+	serviceIPs := slices.Concat(tb.serviceIPs[0], tb.serviceIPs[1], tb.serviceIPs[2])
 	sets := []*Set{
 		verdictMap(mapServiceIPs, addrProtoPort, serviceIPs),
 		verdictMap(mapServiceNodePorts, "inet_proto . inet_service", tb.nodePorts),
 		verdictMap(mapNoEndpointIPs, addrProtoPort, tb.noEndpointIPs),
 		verdictMap(mapNoEndpointNPs, "inet_proto . inet_service", tb.noEndpoint),
 		verdictMap(mapFirewallIPs, addrProtoPort, tb.firewallIPs),
-		{Name: setClusterIPs, Type: tb.addrType, Elements: uniqueSorted(tb.clusterIPs)},
-		{Name: setHairpin, Type: tb.addrType + " . " + tb.addrType, Elements: uniqueSorted(hairpin)},
+		{Name: setClusterIPs, Type: tb.addrType, Elements: unique(tb.clusterIPs)},
+		{Name: setHairpin, Type: tb.addrType + " . " + tb.addrType, Elements: hairpin},
 		tb.prefixSet(setClusterCIDRs, tb.cfg.ClusterCIDRs),
 		tb.prefixSet(setLocalPods, tb.cfg.LocalPodCIDRs),
 	}
 	if len(tb.cfg.NodePortAddresses) > 0 {
 		sets = append(sets, tb.prefixSet(setNodePortAddresses, tb.cfg.NodePortAddresses))
 	}
-	// Across kinds too, the first wins: ClusterIPs, then ExternalIPs,
-	// then LB IPs.
-	sets[0].Elements = uniqueSorted(sets[0].Elements)
 	return sets
 }
 
@@ -70,16 +73,28 @@ func (tb *tableBuilder) prefixSet(name string, ps []netip.Prefix) *Set {
 			s.Elements = append(s.Elements, Element{Prefix: p})
 		}
 	}
-	s.Elements = uniqueSorted(s.Elements)
+	slices.SortFunc(s.Elements, compareElements)
+	s.Elements = slices.CompactFunc(s.Elements, func(a, b Element) bool { return a.Prefix == b.Prefix })
 	return s
 }
 
-// uniqueSorted sorts elements by key and keeps the first of equal keys
-// (a stable sort, so the earlier-added element wins).
-func uniqueSorted(es []Element) []Element {
-	out := slices.Clone(es)
-	slices.SortStableFunc(out, compareElements)
-	return slices.CompactFunc(out, func(a, b Element) bool { return compareElements(a, b) == 0 })
+// unique keeps the first element of each key, in order. Two service ports
+// can claim one key (an ExternalIP that is another service's ClusterIP);
+// a set must not hold it twice.
+func unique(es []Element) []Element {
+	if len(es) < 2 {
+		return es
+	}
+	seen := make(map[elementKey]struct{}, len(es))
+	out := make([]Element, 0, len(es))
+	for _, e := range es {
+		k := e.key()
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (tb *tableBuilder) fixedChains() []*Chain {
