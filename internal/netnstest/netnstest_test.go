@@ -3,6 +3,7 @@
 package netnstest
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net/netip"
@@ -315,4 +316,23 @@ func TestDo(t *testing.T) {
 	}()
 	_ = tp.Node1.Do(func() error { panic("fn panicked") })
 	t.Error("Do did not re-raise fn's panic")
+}
+
+// Build and Close, for programs: everything is removed after Close.
+func TestBuildClose(t *testing.T) {
+	Require(t)
+	tp, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := tp.Client.Probe(context.Background(), "tcp", netip.AddrPortFrom(tp.Pod("pod-a").V4, TCPPort), ProbeOptions{}); r.Outcome != Reply {
+		t.Errorf("probe before Close: %v", r)
+	}
+	name := tp.Node1.Name
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/run/netns/" + name); !os.IsNotExist(err) {
+		t.Errorf("namespace %s still exists after Close: %v", name, err)
+	}
 }

@@ -67,13 +67,7 @@ var (
 func New(t testing.TB) *Topology {
 	t.Helper()
 	Require(t)
-	tp := &Topology{
-		ClientV4:     clientV4,
-		ClientV6:     clientV6,
-		Node1Addrs:   append(append([]netip.Addr(nil), n1Node...), n1Client...),
-		Node2Addrs:   append([]netip.Addr(nil), n2Node...),
-		ClusterCIDRs: append([]netip.Prefix(nil), clusterCIDRs...),
-	}
+	tp := newTopology()
 	t.Cleanup(func() {
 		if err := tp.close(); err != nil {
 			t.Errorf("netnstest: cleanup: %v", err)
@@ -83,6 +77,30 @@ func New(t testing.TB) *Topology {
 		t.Fatal(err)
 	}
 	return tp
+}
+
+// Build builds a topology for a program rather than a test (the demo):
+// the caller must Close it. On error nothing is left behind.
+func Build() (*Topology, error) {
+	tp := newTopology()
+	if err := tp.build(); err != nil {
+		return nil, errors.Join(err, tp.close())
+	}
+	return tp, nil
+}
+
+// Close stops the responders and deletes the namespaces of a topology made
+// by Build.
+func (tp *Topology) Close() error { return tp.close() }
+
+func newTopology() *Topology {
+	return &Topology{
+		ClientV4:     clientV4,
+		ClientV6:     clientV6,
+		Node1Addrs:   append(append([]netip.Addr(nil), n1Node...), n1Client...),
+		Node2Addrs:   append([]netip.Addr(nil), n2Node...),
+		ClusterCIDRs: append([]netip.Prefix(nil), clusterCIDRs...),
+	}
 }
 
 // Pod returns the pod with the given name ("pod-a" … "pod-d"), or nil.
