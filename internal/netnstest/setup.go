@@ -125,13 +125,17 @@ func waitReady(ends []*end, timeout time.Duration) error {
 }
 
 // route adds the routes: default routes of the client, node2 and the pods,
-// node1's routes to node2's pods, and the nodes' host routes to their pods.
+// node1's routes to node2's pods and its default route via node2 (a real
+// node has a default gateway; without one, the node's own connections to
+// a ClusterIP fail with "network unreachable" before netfilter sees them),
+// and the nodes' host routes to their pods.
 func (tp *Topology) route() error {
 	var rs []route
 	for i := range 2 { // IPv4, IPv6
 		rs = append(rs,
 			route{ns: tp.Client, dst: defaultRoutes[i], gw: n1Client[i]},
 			route{ns: tp.Node1, dst: node2PodCIDRs[i], gw: n2Node[i]},
+			route{ns: tp.Node1, dst: defaultRoutes[i], gw: n2Node[i]},
 			route{ns: tp.Node2, dst: defaultRoutes[i], gw: n1Node[i]},
 		)
 	}

@@ -36,7 +36,7 @@ type Topology struct {
 	ClientV6     netip.Addr     // 2001:db8:c::100
 	Node1Addrs   []netip.Addr   // 198.51.100.1, 2001:db8:1::1 (node link), 192.0.2.1, 2001:db8:c::1 (client link)
 	Node2Addrs   []netip.Addr   // 198.51.100.2, 2001:db8:1::2
-	ClusterCIDRs []netip.Prefix // 10.244.0.0/16, fd00:244::/48: all pod addresses
+	ClusterCIDRs []netip.Prefix // 10.244.0.0/16, fd00:244::/32: all pod addresses
 
 	closers []func() error // in creation order; run in reverse
 }
@@ -56,7 +56,7 @@ var (
 		{Name: "pod-d", Node: "node2", V4: mustAddr("10.244.2.11"), V6: mustAddr("fd00:244:2::11")},
 	}
 	node2PodCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.2.0/24"), netip.MustParsePrefix("fd00:244:2::/64")}
-	clusterCIDRs  = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")}
+	clusterCIDRs  = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/32")}
 	defaultRoutes = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 )
 
