@@ -23,8 +23,9 @@ func (n Node) Topology() topology.Node { return topology.Node{Name: n.Name, Zone
 // HasAddress reports whether a is one of the node's addresses.
 func (n Node) HasAddress(a netip.Addr) bool { return slices.Contains(n.Addresses, a) }
 
-// equal compares nodes; the order of Addresses does not matter.
-func (n Node) equal(o Node) bool {
+// Equal reports whether two nodes are the same; the order of Addresses
+// does not matter.
+func (n Node) Equal(o Node) bool {
 	if n.Name != o.Name || n.Zone != o.Zone || len(n.Addresses) != len(o.Addresses) {
 		return false
 	}

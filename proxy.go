@@ -81,7 +81,7 @@ func (p *Proxy) OnSliceDelete(s *endpoints.Slice) {
 // every port is recategorised at the next sync.
 func (p *Proxy) SetNode(n Node) {
 	p.mu.Lock()
-	if !p.node.equal(n) {
+	if !p.node.Equal(n) {
 		p.node = n
 		p.nodeDirt = true
 	}
@@ -109,11 +109,11 @@ func (p *Proxy) Snapshot() *Snapshot {
 // the service and slice trackers in parallel.
 const bulkChanges = 2048
 
-// SyncNow applies every pending change at once with a full sync, and
-// returns the Syncer's error. It is for programs without a Run loop
-// (one-shot tools, tests, benchmarks); with one, it is serialized with the
-// loop's syncs.
-func (p *Proxy) SyncNow(ctx context.Context) error { return p.sync(ctx, true) }
+// SyncNow applies every pending change at once and returns the Syncer's
+// error: a full sync the first time, a partial one (the changed ports)
+// after that. It is for programs without a Run loop (one-shot tools,
+// tests, benchmarks); with one, it is serialized with the loop's syncs.
+func (p *Proxy) SyncNow(ctx context.Context) error { return p.sync(ctx, p.Snapshot() == nil) }
 
 // sync is the Runner's SyncFunc.
 func (p *Proxy) sync(ctx context.Context, full bool) error {

@@ -320,3 +320,19 @@ func TestProxySyncNow(t *testing.T) {
 		t.Fatalf("SyncNow: %d syncs", len(got))
 	}
 }
+
+// After the first (full) SyncNow, the next is partial with the changes.
+func TestProxySyncNowPartial(t *testing.T) {
+	var got []*Snapshot
+	p := New(Node{Name: "n1"}, SyncerFunc(func(_ context.Context, s *Snapshot) error {
+		got = append(got, s)
+		return nil
+	}))
+	_ = p.OnServiceUpdate(nil, dualStackService())
+	_ = p.SyncNow(context.Background())
+	_ = p.OnSliceUpdate(webEndpoints("10.0.0.1"))
+	_ = p.SyncNow(context.Background())
+	if len(got) != 2 || got[1].Full() || !slices.Equal(got[1].Changed(), []servicemap.PortName{webHTTP}) {
+		t.Fatalf("second SyncNow: full=%v changed=%v", got[1].Full(), got[1].Changed())
+	}
+}

@@ -285,10 +285,6 @@ func ruleRefs(r Rule) (chains, sets []string) {
 			if s.Chain != "" {
 				chains = append(chains, s.Chain)
 			}
-		case NumgenVmap:
-			for _, rg := range s.Ranges {
-				chains = append(chains, rg.Verdict.Chain)
-			}
 		case SaddrInSet:
 			sets = append(sets, s.Set)
 		case DaddrInSet:

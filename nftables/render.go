@@ -15,22 +15,30 @@ import (
 // It is pure and deterministic: the same snapshot and config give a
 // byte-identical String.
 func Render(snap *proxykit.Snapshot, cfg Config) (*Ruleset, error) {
+	rs, _, err := render(snap, cfg)
+	return rs, err
+}
+
+// render is Render, also returning each family's builder.
+func render(snap *proxykit.Snapshot, cfg Config) (*Ruleset, [2]*tableBuilder, error) {
+	var tbs [2]*tableBuilder
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, tbs, err
 	}
 	if snap == nil {
-		return nil, errors.New("nftables: Render: nil snapshot")
+		return nil, tbs, errors.New("nftables: Render: nil snapshot")
 	}
 	cfg = cfg.withDefaults()
 	rs := &Ruleset{}
-	for _, f := range proxykit.Families {
+	for i, f := range proxykit.Families {
 		tb := newTableBuilder(cfg, snap.Node(), f, snap.Family(f).Len())
 		for ps := range snap.Family(f).Ports() {
 			tb.port(ps)
 		}
+		tbs[i] = tb
 		rs.Tables = append(rs.Tables, tb.table())
 	}
-	return rs, nil
+	return rs, tbs, nil
 }
 
 // tableBuilder collects the objects of one family's table.
@@ -103,13 +111,19 @@ func withVerdict(e Element, v Verdict) Element {
 	return e
 }
 
+// markMasq sets the masquerade bit inline. A jump to a marking chain
+// would do the same, but every transaction that adds a jump makes the
+// kernel re-validate the whole chain graph: O(all rules) for a one-port
+// change.
+func (tb *tableBuilder) markMasq() MarkOr { return MarkOr{Mark: tb.cfg.MasqueradeMark} }
+
 // masqueradeInternal marks internal traffic from outside the cluster
 // CIDRs, or all of it with MasqueradeAll (SEMANTICS §7).
 func (tb *tableBuilder) masqueradeInternal() Rule {
 	if tb.cfg.MasqueradeAll {
-		return Rule{Jump(chainMarkMasq)}
+		return Rule{tb.markMasq()}
 	}
-	return Rule{SaddrInSet{Set: setClusterCIDRs, Negate: true}, Jump(chainMarkMasq)}
+	return Rule{SaddrInSet{Set: setClusterCIDRs, Negate: true}, tb.markMasq()}
 }
 
 // external adds the external frontends of a port and its ext chain
@@ -124,7 +138,7 @@ func (tb *tableBuilder) external(ps *proxykit.PortState, n portNames) {
 		set, noEndpoint = ps.Endpoints.Local, Goto(chainExternalDrop)
 		rules = tb.shortCircuit(ps, n)
 	} else {
-		rules = []Rule{{Jump(chainMarkMasq)}}
+		rules = []Rule{{tb.markMasq()}}
 	}
 	tb.addChain(ext, append(rules, tb.dispatch(n, sp, set)...)...)
 	add := func(kind int, addr netip.Addr) {
@@ -163,11 +177,11 @@ func (tb *tableBuilder) shortCircuit(ps *proxykit.PortState, n portNames) []Rule
 	tb.addChain(clu, tb.dispatch(n, ps.Port, ps.Endpoints.Cluster)...)
 	var rules []Rule
 	if tb.cfg.MasqueradeAll {
-		rules = append(rules, Rule{SaddrInSet{Set: setLocalPods}, Jump(chainMarkMasq)})
+		rules = append(rules, Rule{SaddrInSet{Set: setLocalPods}, tb.markMasq()})
 	}
 	return append(rules,
 		Rule{SaddrInSet{Set: setLocalPods}, Goto(clu)},
-		Rule{FibLocal{}, Jump(chainMarkMasq)},
+		Rule{FibLocal{}, tb.markMasq()},
 		Rule{FibLocal{}, Goto(clu)},
 	)
 }
@@ -182,7 +196,7 @@ func (tb *tableBuilder) firewall(ps *proxykit.PortState, n portNames) {
 		rules = append(rules, Rule{FibLocal{}, Return})
 	}
 	if len(ps.SourceRanges) > 0 {
-		rules = append(rules, Rule{SaddrPrefixes{Prefixes: ps.SourceRanges, Negate: true}, Drop})
+		rules = append(rules, Rule{SaddrPrefixes{Prefixes: minimalPrefixes(ps.SourceRanges), Negate: true}, Drop})
 	} else {
 		rules = append(rules, Rule{Drop}) // ranges only of the other family
 	}
@@ -194,52 +208,44 @@ func (tb *tableBuilder) firewall(ps *proxykit.PortState, n portNames) {
 }
 
 // dispatch returns the rules that pick an endpoint of eps, weighted
-// (SEMANTICS §3), honouring ClientIP affinity (§4). No endpoints, no
+// (SEMANTICS §3: rule i matches with probability w_i / (w_i+…+w_n), the
+// last one always), honouring ClientIP affinity (§4). No endpoints, no
 // rules: the packet goes on unchanged and the filter rejects or drops it.
 func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []endpoints.Endpoint) []Rule {
 	if len(eps) == 0 {
 		return nil
 	}
-	if !sp.Affinity.ClientIP {
-		if len(eps) == 1 {
-			return []Rule{{L4Proto{sp.Protocol}, Dnat{eps[0].AddrPort()}}}
-		}
-		mod, spans := weightedSpans(eps)
-		ranges := make([]DnatRange, len(eps))
+	aff := sp.Affinity.ClientIP
+	rules := make([]Rule, 0, 2*len(eps))
+	if aff {
 		for i := range eps {
-			ranges[i] = DnatRange{spans[i], eps[i].AddrPort()}
+			chain, set := n.endpoint(eps[i].AddrPort())
+			rules = append(rules, Rule{SaddrInSet{Set: set}, Goto(chain)})
 		}
-		return []Rule{{L4Proto{sp.Protocol}, NumgenDnat{Mod: mod, Ranges: ranges}}}
 	}
-	rules := make([]Rule, 0, len(eps)+1)
+	var rest uint32
 	for i := range eps {
-		chain, set := n.endpoint(eps[i].AddrPort())
-		rules = append(rules, Rule{SaddrInSet{Set: set}, Goto(chain)})
+		rest += eps[i].EffectiveWeight()
 	}
-	if len(eps) == 1 {
-		chain, _ := n.endpoint(eps[0].AddrPort())
-		return append(rules, Rule{Goto(chain)})
-	}
-	mod, spans := weightedSpans(eps)
-	ranges := make([]VerdictRange, len(eps))
-	for i := range eps {
-		chain, _ := n.endpoint(eps[i].AddrPort())
-		ranges[i] = VerdictRange{spans[i], Goto(chain)}
-	}
-	return append(rules, Rule{NumgenVmap{Mod: mod, Ranges: ranges}})
-}
-
-// weightedSpans gives endpoint i the numbers [w_0+…+w_{i-1}, w_0+…+w_i)
-// of [0, sum of weights): probability w_i / sum (SEMANTICS §3).
-func weightedSpans(eps []endpoints.Endpoint) (uint32, []Span) {
-	spans := make([]Span, len(eps))
-	var lo uint32
 	for i := range eps {
 		w := eps[i].EffectiveWeight()
-		spans[i] = Span{Lo: lo, Hi: lo + w - 1}
-		lo += w
+		r := make(Rule, 0, 3)
+		if !aff {
+			r = append(r, L4Proto{sp.Protocol})
+		}
+		if i < len(eps)-1 {
+			r = append(r, NumgenLess{Mod: rest, Less: w})
+		}
+		if aff {
+			chain, _ := n.endpoint(eps[i].AddrPort())
+			r = append(r, Goto(chain))
+		} else {
+			r = append(r, Dnat{eps[i].AddrPort()})
+		}
+		rules = append(rules, r)
+		rest -= w
 	}
-	return lo, spans
+	return rules
 }
 
 // endpointChains adds, for a ClientIP service, each endpoint's chain and

@@ -141,7 +141,7 @@ type Element struct {
 func (e Element) String() string {
 	var parts []string
 	if e.Prefix.IsValid() {
-		parts = append(parts, e.Prefix.String())
+		parts = append(parts, prefixText(e.Prefix))
 	}
 	for _, a := range []netip.Addr{e.Addr, e.Addr2} {
 		if a.IsValid() {
@@ -224,4 +224,12 @@ func nftDuration(d time.Duration) string {
 // protoName is the nft name of a protocol.
 func protoName(p servicemap.Protocol) string {
 	return strings.ToLower(string(p))
+}
+
+// prefixText prints a prefix as nft does: a host prefix as a bare address.
+func prefixText(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
 }

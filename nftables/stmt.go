@@ -3,7 +3,6 @@ package nftables
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/proxykit/proxykit/servicemap"
@@ -72,7 +71,7 @@ func (s SaddrPrefixes) text(f Family) string {
 func anonSet(ps []netip.Prefix) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
-		parts[i] = p.String()
+		parts[i] = prefixText(p)
 	}
 	if len(parts) == 1 {
 		return parts[0]
@@ -153,56 +152,15 @@ type VmapProtoPort struct{ Map string }
 
 func (s VmapProtoPort) text(Family) string { return "meta l4proto . th dport vmap @" + s.Map }
 
-// Span is [Lo, Hi] of a random number.
-type Span struct{ Lo, Hi uint32 }
+// NumgenLess matches with probability Less/Mod: a fresh random number in
+// [0, Mod) is below Less. Rules chained with Mod = w_i+…+w_n and Less = w_i,
+// the last one unconditional, pick endpoint i with probability
+// w_i / (w_1+…+w_n) (SEMANTICS §3), and need no set: per-rule anonymous
+// sets cost the kernel quadratic time in a large transaction.
+type NumgenLess struct{ Mod, Less uint32 }
 
-func (r Span) key() string {
-	if r.Lo == r.Hi {
-		return strconv.FormatUint(uint64(r.Lo), 10)
-	}
-	return strconv.FormatUint(uint64(r.Lo), 10) + "-" + strconv.FormatUint(uint64(r.Hi), 10)
-}
-
-// VerdictRange is a span of random numbers and the verdict it selects.
-type VerdictRange struct {
-	Span
-	Verdict Verdict
-}
-
-// DnatRange is a span of random numbers and the endpoint it selects.
-type DnatRange struct {
-	Span
-	To netip.AddrPort
-}
-
-// NumgenVmap picks a verdict by a random number in [0, Mod): a weighted
-// choice among endpoint chains.
-type NumgenVmap struct {
-	Mod    uint32
-	Ranges []VerdictRange
-}
-
-func (s NumgenVmap) text(Family) string {
-	parts := make([]string, len(s.Ranges))
-	for i, r := range s.Ranges {
-		parts[i] = r.key() + " : " + r.Verdict.String()
-	}
-	return fmt.Sprintf("numgen random mod %d vmap { %s }", s.Mod, strings.Join(parts, ", "))
-}
-
-// NumgenDnat destination-NATs to an endpoint picked by a random number in
-// [0, Mod): a weighted choice without per-endpoint chains.
-type NumgenDnat struct {
-	Mod    uint32
-	Ranges []DnatRange
-}
-
-func (s NumgenDnat) text(f Family) string {
-	parts := make([]string, len(s.Ranges))
-	for i, r := range s.Ranges {
-		parts[i] = r.key() + " : " + r.To.Addr().String() + " . " + strconv.Itoa(int(r.To.Port()))
-	}
-	return fmt.Sprintf("dnat %s to numgen random mod %d map { %s }", f.addr(), s.Mod, strings.Join(parts, ", "))
+func (s NumgenLess) text(Family) string {
+	return fmt.Sprintf("numgen random mod %d < %d", s.Mod, s.Less)
 }
 
 // Dnat destination-NATs to one endpoint.

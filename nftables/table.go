@@ -3,13 +3,14 @@ package nftables
 import (
 	"net/netip"
 	"slices"
-)
 
-const tableComment = "proxykit service proxy: do not edit, rewritten on every sync"
+	"github.com/proxykit/proxykit"
+)
 
 // table assembles the collected objects with the fixed chains and sets.
 func (tb *tableBuilder) table() *Table {
-	t := &Table{Family: tb.fam, Name: tb.cfg.Table, Comment: tb.comment()}
+	// No table comment: google/nftables cannot set a table's userdata.
+	t := &Table{Family: tb.fam, Name: tb.cfg.Table}
 	// Fixed objects first, sorted by name; then the per-port ones in the
 	// order of the snapshot's ports. Deterministic without sorting 30k
 	// names.
@@ -21,8 +22,6 @@ func (tb *tableBuilder) table() *Table {
 	t.Chains = append(t.Chains, tb.chains...)
 	return t
 }
-
-func (tb *tableBuilder) comment() string { return tableComment }
 
 func compareNames(a, b string) int {
 	switch {
@@ -39,8 +38,8 @@ func (tb *tableBuilder) fixedSets() []*Set {
 		return &Set{Name: name, Type: typ, Data: "verdict", Elements: unique(elems)}
 	}
 	addrProtoPort := tb.addrType + " . inet_proto . inet_service"
-	slices.SortFunc(tb.hairpin, netip.Addr.Compare)
-	local := slices.Compact(tb.hairpin)
+	// A sorted copy: tb.hairpin keeps its repeats, which count as claims.
+	local := slices.Compact(slices.SortedFunc(slices.Values(tb.hairpin), netip.Addr.Compare))
 	hairpin := make([]Element, len(local))
 	for i, a := range local {
 		hairpin[i] = Element{Addr: a, Addr2: a}
@@ -68,14 +67,41 @@ func (tb *tableBuilder) fixedSets() []*Set {
 // prefixSet is an interval set of the prefixes of this family.
 func (tb *tableBuilder) prefixSet(name string, ps []netip.Prefix) *Set {
 	s := &Set{Name: name, Type: tb.addrType, Interval: true}
+	for _, p := range minimalPrefixes(ofFamily(ps, tb.pf)) {
+		s.Elements = append(s.Elements, Element{Prefix: p})
+	}
+	return s
+}
+
+// ofFamily returns the prefixes of family f.
+func ofFamily(ps []netip.Prefix, f proxykit.Family) []netip.Prefix {
+	var out []netip.Prefix
 	for _, p := range ps {
-		if tb.pf.Contains(p.Addr()) {
-			s.Elements = append(s.Elements, Element{Prefix: p})
+		if f.Contains(p.Addr()) {
+			out = append(out, p)
 		}
 	}
-	slices.SortFunc(s.Elements, compareElements)
-	s.Elements = slices.CompactFunc(s.Elements, func(a, b Element) bool { return a.Prefix == b.Prefix })
-	return s
+	return out
+}
+
+// minimalPrefixes sorts prefixes by address and drops those inside
+// another: the kernel refuses overlapping intervals in a set.
+func minimalPrefixes(ps []netip.Prefix) []netip.Prefix {
+	sorted := slices.SortedFunc(slices.Values(ps), func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	out := sorted[:0]
+	for _, p := range sorted {
+		// Sorted by start, a prefix inside any kept one is inside the last.
+		if len(out) > 0 && out[len(out)-1].Contains(p.Addr()) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // unique keeps the first element of each key, in order. Two service ports
