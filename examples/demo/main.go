@@ -1,110 +1,162 @@
-// Command demo shows proxykit's main job on the pure side: services and
-// endpoint slices go into a Proxy, its sync loop hands an immutable
-// snapshot to a Syncer, and Explain says what each packet's fate is.
-//
-// Until a kernel backend lands, the Syncer here prints what a backend
-// would program instead of programming the kernel.
+// Command demo shows proxykit's main job with a real kernel: it builds an
+// isolated network-namespace topology (a client, two nodes, four pods),
+// serves a Service with three weighted endpoints through the nftables
+// backend on node1, sends traffic through the ClusterIP and a NodePort,
+// prints how the connections spread over the endpoints, and tears
+// everything down. It needs root; nothing outside its namespaces changes.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/internal/netnstest"
+	"github.com/proxykit/proxykit/nftables"
 	"github.com/proxykit/proxykit/servicemap"
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout); err != nil {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "demo: needs root, to create network namespaces and program nftables in them")
+		os.Exit(1)
+	}
+	if err := run(context.Background(), os.Stdout, 300); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
 var (
-	nodeAddr = netip.MustParseAddr("192.0.2.10")
-	webIP    = netip.MustParseAddr("10.96.0.10")
-	dnsIP    = netip.MustParseAddr("10.96.0.53")
-	lbIP     = netip.MustParseAddr("203.0.113.7")
+	clusterIP = netip.MustParseAddr("10.96.0.10")
+	weights   = map[string]uint16{"pod-a": 1, "pod-b": 2, "pod-c": 3}
 )
 
-func services() []*servicemap.Service {
-	return []*servicemap.Service{{
-		Namespace: "shop", Name: "web", Type: servicemap.LoadBalancer,
-		ClusterIPs:            []netip.Addr{webIP},
-		LoadBalancerIPs:       []netip.Addr{lbIP},
-		Ports:                 []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80, NodePort: 30080}},
-		ExternalTrafficPolicy: servicemap.Local,
-		HealthCheckNodePort:   32000,
-	}, {
-		Namespace: "kube-system", Name: "dns",
-		ClusterIPs: []netip.Addr{dnsIP},
-		Ports:      []servicemap.Port{{Name: "dns", Protocol: servicemap.UDP, Port: 53}},
-	}}
-}
-
-func slices() []*endpoints.Slice {
-	ep := func(addr, node string, w uint16) endpoints.Endpoint {
-		return endpoints.Endpoint{Addr: netip.MustParseAddr(addr), Ready: true, Serving: true, NodeName: node, Weight: w}
+// run builds the topology, programs the service, probes it with n
+// connections per frontend and prints the spread.
+func run(ctx context.Context, out io.Writer, n int) (err error) {
+	tp, err := netnstest.Build()
+	if err != nil {
+		return err
 	}
-	return []*endpoints.Slice{{
-		Namespace: "shop", Service: "web", Name: "web-x1",
-		Ports:     []endpoints.Port{{Name: "http", Protocol: servicemap.TCP, Port: 8080}},
-		Endpoints: []endpoints.Endpoint{ep("10.244.1.5", "node-a", 1), ep("10.244.2.9", "node-b", 3)},
-	}}
-}
+	defer func() { err = errors.Join(err, tp.Close()) }()
+	fmt.Fprintf(out, "topology: client %s -> node1 %s (nftables) -> pods a, b (node1) and c, d (node2)\n", tp.ClientV4, tp.Node1Addrs[2])
 
-// run feeds the proxy, waits for its first sync and explains packets.
-func run(ctx context.Context, out io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	synced := make(chan *proxykit.Snapshot, 1)
-	printer := proxykit.SyncerFunc(func(_ context.Context, snap *proxykit.Snapshot) error {
-		fmt.Fprintf(out, "sync %d (full=%v): %d IPv4 service ports\n", snap.Generation(), snap.Full(), snap.Family(proxykit.IPv4).Len())
-		for ps := range snap.Family(proxykit.IPv4).Ports() {
-			fmt.Fprintf(out, "  %-22s %s:%d  cluster=%d local=%d\n", ps.Name, ps.ClusterIP, ps.Port.Port,
-				len(ps.Endpoints.Cluster), len(ps.Endpoints.Local))
-		}
-		select {
-		case synced <- snap:
-		default:
-		}
-		return nil
-	})
-	node := proxykit.Node{Name: "node-a", Addresses: []netip.Addr{nodeAddr}}
-	p := proxykit.New(node, printer, proxykit.WithMinSyncInterval(0))
-	for _, s := range services() {
-		if err := p.OnServiceUpdate(nil, s); err != nil {
+	svc, slice := webService(tp)
+	syncer, err := newSyncer(tp)
+	if err != nil {
+		return err
+	}
+	node := proxykit.Node{Name: "node1", Addresses: tp.Node1Addrs}
+	p := proxykit.New(node, syncer)
+	if err := p.OnServiceUpdate(nil, svc); err != nil {
+		return err
+	}
+	if err := p.OnSliceUpdate(slice); err != nil {
+		return err
+	}
+	if err := p.SyncNow(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "service demo/web: ClusterIP %s:80, NodePort 30080; endpoints pod-a (weight 1), pod-b (2), pod-c (3)\n\n", clusterIP)
+	printRule(out, p.Snapshot(), demoConfig(tp))
+
+	frontends := []struct {
+		name string
+		dst  netip.AddrPort
+	}{
+		{"ClusterIP " + clusterIP.String() + ":80", netip.AddrPortFrom(clusterIP, 80)},
+		{"NodePort " + tp.Node1Addrs[2].String() + ":30080", netip.AddrPortFrom(tp.Node1Addrs[2], 30080)},
+	}
+	for _, fe := range frontends {
+		counts, err := probe(ctx, tp, fe.dst, n)
+		if err != nil {
 			return err
 		}
+		printCounts(out, fe.name, counts, n)
 	}
-	for _, s := range slices() {
-		if err := p.OnSliceUpdate(s); err != nil {
-			return err
+	return syncer.Cleanup(ctx)
+}
+
+func webService(tp *netnstest.Topology) (*servicemap.Service, *endpoints.Slice) {
+	svc := &servicemap.Service{
+		Namespace: "demo", Name: "web", Type: servicemap.NodePort,
+		ClusterIPs: []netip.Addr{clusterIP},
+		Ports:      []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80, NodePort: 30080}},
+	}
+	slice := &endpoints.Slice{Namespace: "demo", Service: "web", Name: "web-1",
+		Ports: []endpoints.Port{{Name: "http", Protocol: servicemap.TCP, Port: netnstest.TCPPort}}}
+	for _, name := range []string{"pod-a", "pod-b", "pod-c"} {
+		pod := tp.Pod(name)
+		slice.Endpoints = append(slice.Endpoints, endpoints.Endpoint{
+			Addr: pod.V4, Ready: true, Serving: true, NodeName: pod.Node, Weight: weights[name]})
+	}
+	return svc, slice
+}
+
+func demoConfig(tp *netnstest.Topology) nftables.Config {
+	return nftables.Config{ClusterCIDRs: tp.ClusterCIDRs}
+}
+
+// newSyncer returns an nftables backend that programs node1.
+func newSyncer(tp *netnstest.Topology) (*nftables.Syncer, error) {
+	conn, err := nftables.NewConn(tp.Node1.Fd())
+	if err != nil {
+		return nil, err
+	}
+	return nftables.NewSyncer(demoConfig(tp), nftables.WithConn(conn))
+}
+
+// printRule shows the chain that picks the endpoint, as nft prints it.
+func printRule(out io.Writer, snap *proxykit.Snapshot, cfg nftables.Config) {
+	rs, err := nftables.Render(snap, cfg)
+	if err != nil {
+		return
+	}
+	for _, c := range rs.Tables[0].Chains {
+		if strings.HasPrefix(c.Name, "svc-") {
+			fmt.Fprintf(out, "the service's chain in table ip proxykit:\n%s\n", indent(rs.Tables[0], c.Name))
 		}
 	}
-	go p.Run(ctx) //nolint:errcheck // ends with ctx
-	var snap *proxykit.Snapshot
-	select {
-	case snap = <-synced:
-	case <-ctx.Done():
-		return ctx.Err()
+}
+
+func indent(t *nftables.Table, chain string) string {
+	text := (&nftables.Ruleset{Tables: []*nftables.Table{t}}).String()
+	start := strings.Index(text, "\tchain "+chain+" {")
+	end := strings.Index(text[start:], "\t}\n")
+	return text[start : start+end+3]
+}
+
+// probe opens n TCP connections from the client and counts the servers.
+func probe(ctx context.Context, tp *netnstest.Topology, dst netip.AddrPort, n int) (map[string]int, error) {
+	counts := map[string]int{}
+	for range n {
+		r := tp.Client.Probe(ctx, "tcp", dst, netnstest.ProbeOptions{Timeout: 2 * time.Second})
+		if r.Outcome != netnstest.Reply {
+			return nil, fmt.Errorf("connect to %s: %v", dst, r)
+		}
+		counts[r.Server]++
 	}
-	client := netip.MustParseAddr("198.51.100.20")
-	pod := netip.MustParseAddr("10.244.1.77")
-	for _, pkt := range []proxykit.Packet{
-		{Src: pod, Dst: webIP, Protocol: servicemap.TCP, Port: 80, From: proxykit.FromLocalPod},
-		{Src: client, Dst: lbIP, Protocol: servicemap.TCP, Port: 80, From: proxykit.FromExternal},
-		{Src: client, Dst: nodeAddr, Protocol: servicemap.TCP, Port: 30080, From: proxykit.FromExternal},
-		{Src: pod, Dst: dnsIP, Protocol: servicemap.UDP, Port: 53, From: proxykit.FromLocalPod},
-		{Src: pod, Dst: webIP, Protocol: servicemap.TCP, Port: 443, From: proxykit.FromLocalPod},
-	} {
-		fmt.Fprintf(out, "\n%s %s -> %s:%d\n%s\n", pkt.Protocol, pkt.Src, pkt.Dst, pkt.Port, proxykit.Explain(snap, pkt))
+	return counts, nil
+}
+
+func printCounts(out io.Writer, name string, counts map[string]int, n int) {
+	fmt.Fprintf(out, "%d connections through the %s:\n", n, name)
+	var sum uint16
+	for _, w := range weights {
+		sum += w
 	}
-	return nil
+	for _, pod := range []string{"pod-a", "pod-b", "pod-c"} {
+		c := counts[pod]
+		fmt.Fprintf(out, "  %-6s %4d  %5.1f%%  (expected %4.1f%%)  %s\n", pod, c, 100*float64(c)/float64(n),
+			100*float64(weights[pod])/float64(sum), strings.Repeat("#", c*40/n))
+	}
+	fmt.Fprintln(out)
 }
