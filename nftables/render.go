@@ -216,7 +216,11 @@ func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []
 		return nil
 	}
 	aff := sp.Affinity.ClientIP
-	rules := make([]Rule, 0, 2*len(eps))
+	n2 := len(eps)
+	if aff {
+		n2 *= 2 // the affinity checks come first
+	}
+	rules := make([]Rule, 0, n2)
 	if aff {
 		for i := range eps {
 			chain, set := n.endpoint(eps[i].AddrPort())
@@ -227,25 +231,42 @@ func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []
 	for i := range eps {
 		rest += eps[i].EffectiveWeight()
 	}
+	// One backing array for every statement of these rules: a rule per
+	// endpoint, 30k services × 10 endpoints, must not cost an allocation
+	// per rule.
+	stmts := make([]Stmt, 0, 3*len(eps))
+	proto := l4ProtoStmt(sp.Protocol)
 	for i := range eps {
 		w := eps[i].EffectiveWeight()
-		r := make(Rule, 0, 3)
+		start := len(stmts)
 		if !aff {
-			r = append(r, L4Proto{sp.Protocol})
+			stmts = append(stmts, proto)
 		}
 		if i < len(eps)-1 {
-			r = append(r, NumgenLess{Mod: rest, Less: w})
+			stmts = append(stmts, NumgenLess{Mod: rest, Less: w})
 		}
 		if aff {
 			chain, _ := n.endpoint(eps[i].AddrPort())
-			r = append(r, Goto(chain))
+			stmts = append(stmts, Goto(chain))
 		} else {
-			r = append(r, Dnat{eps[i].AddrPort()})
+			stmts = append(stmts, Dnat{eps[i].AddrPort()})
 		}
-		rules = append(rules, r)
+		rules = append(rules, Rule(stmts[start:len(stmts):len(stmts)]))
 		rest -= w
 	}
 	return rules
+}
+
+// The L4Proto statements, boxed once.
+var l4ProtoStmts = map[servicemap.Protocol]Stmt{
+	servicemap.TCP: L4Proto{servicemap.TCP}, servicemap.UDP: L4Proto{servicemap.UDP}, servicemap.SCTP: L4Proto{servicemap.SCTP},
+}
+
+func l4ProtoStmt(p servicemap.Protocol) Stmt {
+	if s, ok := l4ProtoStmts[p]; ok {
+		return s
+	}
+	return L4Proto{p}
 }
 
 // endpointChains adds, for a ClientIP service, each endpoint's chain and

@@ -39,7 +39,9 @@ func (tb *tableBuilder) fixedSets() []*Set {
 	}
 	addrProtoPort := tb.addrType + " . inet_proto . inet_service"
 	// A sorted copy: tb.hairpin keeps its repeats, which count as claims.
-	local := slices.Compact(slices.SortedFunc(slices.Values(tb.hairpin), netip.Addr.Compare))
+	local := slices.Clone(tb.hairpin)
+	slices.SortFunc(local, netip.Addr.Compare)
+	local = slices.Compact(local)
 	hairpin := make([]Element, len(local))
 	for i, a := range local {
 		hairpin[i] = Element{Addr: a, Addr2: a}
