@@ -180,3 +180,27 @@ func TestNewSyncerValidatesConfig(t *testing.T) {
 		}
 	}
 }
+
+// Supported passes on the Fake, and a probe that fails names the feature.
+func TestSupportedNamesTheMissingFeature(t *testing.T) {
+	f := NewFake()
+	s := newFakeSyncer(t, testConfig, f)
+	if err := s.Supported(context.Background()); err != nil {
+		t.Fatalf("Supported on the Fake: %v", err)
+	}
+	f.FailOn = func(_ int, op Op) error {
+		for _, st := range op.Rule {
+			if _, ok := st.(NumgenLess); ok {
+				return errors.New("operation not supported")
+			}
+		}
+		return nil
+	}
+	err := s.Supported(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "numgen") || !strings.Contains(err.Error(), "nft_numgen") {
+		t.Fatalf("Supported = %v, want it to name numgen and its module", err)
+	}
+	if l, _ := f.List(context.Background(), IPv4, probeTable); l.Exists {
+		t.Error("the probe table was left behind")
+	}
+}
