@@ -56,6 +56,10 @@ func goldenScenarios() map[string]struct {
 		Ports: []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80}}}
 	kdns := &servicemap.Service{Namespace: "ns", Name: "dns", ClusterIPs: addrs("10.96.0.53"),
 		Ports: []servicemap.Port{{Name: "dns", Protocol: servicemap.UDP, Port: 53}}}
+	// SCTP: no sockets on these machines, so checked by read-back (the
+	// kernel holds SCTP rules and NAT) rather than with packets.
+	sctp := &servicemap.Service{Namespace: "ns", Name: "sigtran", ClusterIPs: addrs("10.96.0.36"),
+		Ports: []servicemap.Port{{Name: "m3ua", Protocol: servicemap.SCTP, Port: 2905}}}
 	empty := &servicemap.Service{Namespace: "ns", Name: "empty", ClusterIPs: addrs("10.96.0.99"),
 		Ports: []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80}}}
 	lb := &servicemap.Service{Namespace: "ns", Name: "lb", Type: servicemap.LoadBalancer, ClusterIPs: addrs("10.96.1.1", "fd00:96::1"),
@@ -75,7 +79,9 @@ func goldenScenarios() map[string]struct {
 		svcs   []*servicemap.Service
 		slices []*endpoints.Slice
 	}{
-		"clusterip": {testConfig, []*servicemap.Service{web, kdns, empty}, []*endpoints.Slice{
+		"clusterip": {testConfig, []*servicemap.Service{web, kdns, empty, sctp}, []*endpoints.Slice{
+			slice("sigtran", endpoints.Port{Name: "m3ua", Protocol: servicemap.SCTP, Port: 2905},
+				ep("10.244.2.36", "node-b", 0), ep("10.244.2.37", "node-b", 0)),
 			slice("web", http, ep("10.244.1.10", "node-a", 1), ep("10.244.2.10", "node-b", 2), ep("10.244.2.11", "node-b", 0)),
 			slice("dns", dns, ep("10.244.2.53", "node-b", 0)),
 		}},
