@@ -102,40 +102,12 @@ func TestNormalizeNft(t *testing.T) {
 	}
 }
 
-// fullOps is the full sync of rs: per table, the table, its sets and
-// chains, then the elements (map elements jump to chains) and the rules
-// (which refer to sets and chains).
+// fullOps is the full sync of rs into empty tables: the Syncer's own
+// operations, so the tests also check their order.
 func fullOps(rs *Ruleset) []Op {
 	var ops []Op
 	for _, t := range rs.Tables {
-		op := func(k OpKind, name string) Op { return Op{Kind: k, Family: t.Family, Table: t.Name, Name: name} }
-		add := op(AddTable, "")
-		add.Comment = t.Comment
-		ops = append(ops, add)
-		for _, s := range t.Sets {
-			o := op(AddSet, s.Name)
-			o.Set = s
-			ops = append(ops, o)
-		}
-		for _, c := range t.Chains {
-			o := op(AddChain, c.Name)
-			o.Chain = c
-			ops = append(ops, o)
-		}
-		for _, s := range t.Sets {
-			if len(s.Elements) > 0 {
-				o := op(AddElements, s.Name)
-				o.Elements = s.Elements
-				ops = append(ops, o)
-			}
-		}
-		for _, c := range t.Chains {
-			for _, r := range c.Rules {
-				o := op(AddRule, c.Name)
-				o.Rule = r
-				ops = append(ops, o)
-			}
-		}
+		ops = append(ops, fullSyncOps(t, Listing{})...)
 	}
 	return ops
 }
