@@ -135,6 +135,8 @@ func (rb *ruleBuilder) action(s Stmt) ([]expr.Any, error) {
 		return numgenLess(s)
 	case Dnat:
 		return rb.dnat(s.To)
+	case *Dnat:
+		return rb.dnat(s.To)
 	case UpdateSaddr:
 		return rb.updateSaddr(s.Set), nil
 	case MarkOr:

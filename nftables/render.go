@@ -235,6 +235,7 @@ func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []
 	// endpoint, 30k services × 10 endpoints, must not cost an allocation
 	// per rule.
 	stmts := make([]Stmt, 0, 3*len(eps))
+	dnats := make([]Dnat, len(eps)) // *Dnat statements point here: no box each
 	proto := l4ProtoStmt(sp.Protocol)
 	for i := range eps {
 		w := eps[i].EffectiveWeight()
@@ -249,7 +250,8 @@ func (tb *tableBuilder) dispatch(n portNames, sp *servicemap.ServicePort, eps []
 			chain, _ := n.endpoint(eps[i].AddrPort())
 			stmts = append(stmts, Goto(chain))
 		} else {
-			stmts = append(stmts, Dnat{eps[i].AddrPort()})
+			dnats[i] = Dnat{eps[i].AddrPort()}
+			stmts = append(stmts, &dnats[i])
 		}
 		rules = append(rules, Rule(stmts[start:len(stmts):len(stmts)]))
 		rest -= w

@@ -163,7 +163,8 @@ func (s NumgenLess) text(Family) string {
 	return fmt.Sprintf("numgen random mod %d < %d", s.Mod, s.Less)
 }
 
-// Dnat destination-NATs to one endpoint.
+// Dnat destination-NATs to one endpoint. Render uses *Dnat, pointing into
+// one array per service, to spare an allocation per endpoint.
 type Dnat struct{ To netip.AddrPort }
 
 func (s Dnat) text(Family) string { return "dnat to " + s.To.String() }
