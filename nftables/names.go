@@ -19,7 +19,6 @@ const (
 	chainFilterOutput    = "filter-output"
 	chainServices        = "services"
 	chainMasquerading    = "masquerading"
-	chainMarkMasq        = "mark-for-masquerade"
 	chainFirewallCheck   = "firewall-check"
 	chainEndpointsCheck  = "endpoints-check"
 	chainReject          = "reject-chain"

@@ -150,7 +150,6 @@ func (tb *tableBuilder) fixedChains() []*Chain {
 			{MarkXor{Mark: mark}},
 			{Masquerade{}},
 		}},
-		{Name: chainMarkMasq, Rules: []Rule{{MarkOr{Mark: mark}}}},
 		{Name: chainFirewallCheck, Rules: []Rule{{VmapDaddrProtoPort{Map: mapFirewallIPs}}}},
 		{Name: chainEndpointsCheck, Rules: []Rule{
 			{VmapDaddrProtoPort{Map: mapNoEndpointIPs}},
