@@ -50,20 +50,13 @@ type Packet struct {
 	From     Origin
 }
 
-func (p Packet) protocol() servicemap.Protocol { return protocolOrTCP(p.Protocol) }
+func (p Packet) protocol() servicemap.Protocol { return p.Protocol.OrTCP() }
 
 // String returns the packet in one line, such as
 // "TCP 203.0.113.7 -> 10.96.0.10:80 from external".
 func (p Packet) String() string {
 	return string(p.protocol()) + " " + p.Src.String() + " -> " +
 		netip.AddrPortFrom(p.Dst, p.Port).String() + " from " + p.From.String()
-}
-
-func protocolOrTCP(p servicemap.Protocol) servicemap.Protocol {
-	if p == "" {
-		return servicemap.TCP
-	}
-	return p
 }
 
 // Policy is the node-wide configuration of a proxy that changes a packet's
@@ -195,7 +188,7 @@ func (o *Oracle) match(fs *FamilyState, node Node, pkt Packet) (frontendMatch, b
 	proto := pkt.protocol()
 	var best frontendMatch
 	for ps := range fs.Ports() {
-		if protocolOrTCP(ps.Port.Protocol) != proto {
+		if ps.Port.Protocol.OrTCP() != proto {
 			continue
 		}
 		f := frontendOf(ps, pkt, nodePort)

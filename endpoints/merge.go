@@ -107,7 +107,7 @@ func (mg *merger) mergeInto(svc servicemap.ServiceName, ss []*Slice, owned bool)
 	mg.keys = mg.keys[:0]
 	for _, s := range ss {
 		for _, p := range s.Ports {
-			mg.keys = append(mg.keys, portKey{p.Name, normProtocol(p.Protocol)})
+			mg.keys = append(mg.keys, portKey{p.Name, p.Protocol.OrTCP()})
 		}
 	}
 	slices.SortFunc(mg.keys, portKey.compare)
@@ -138,7 +138,7 @@ func aliasPort(ss []*Slice, k portKey) ([]Endpoint, bool) {
 	var only *Slice
 	for _, s := range ss {
 		for _, p := range s.Ports {
-			if p.Name == k.name && normProtocol(p.Protocol) == k.proto {
+			if p.Name == k.name && p.Protocol.OrTCP() == k.proto {
 				if only != nil || len(s.Ports) != 1 {
 					return nil, false
 				}
@@ -162,7 +162,7 @@ func mergePort(ss []*Slice, k portKey) []Endpoint {
 	n := 0
 	for _, s := range ss {
 		for _, p := range s.Ports {
-			if p.Name == k.name && normProtocol(p.Protocol) == k.proto {
+			if p.Name == k.name && p.Protocol.OrTCP() == k.proto {
 				n += len(s.Endpoints)
 			}
 		}
@@ -173,7 +173,7 @@ func mergePort(ss []*Slice, k portKey) []Endpoint {
 	eps := make([]Endpoint, 0, n)
 	for _, s := range ss {
 		for _, p := range s.Ports {
-			if p.Name != k.name || normProtocol(p.Protocol) != k.proto {
+			if p.Name != k.name || p.Protocol.OrTCP() != k.proto {
 				continue
 			}
 			start := len(eps)

@@ -78,7 +78,7 @@ func mergeCandidates(ss []*Slice) map[servicemap.PortName]map[netip.AddrPort][]E
 			continue
 		}
 		for _, p := range s.Ports {
-			name := servicemap.PortName{Namespace: s.Namespace, Name: s.Service, Port: p.Name, Protocol: normProtocol(p.Protocol)}
+			name := servicemap.PortName{Namespace: s.Namespace, Name: s.Service, Port: p.Name, Protocol: p.Protocol.OrTCP()}
 			for _, e := range s.Endpoints {
 				if e.Port == 0 {
 					e.Port = p.Port

@@ -33,7 +33,7 @@ func TestTracker(t *testing.T) {
 		// The first step adds the port; for UDP and SCTP a first usable
 		// endpoint needs cleanup too.
 		first := trackerStep{update: []*Slice{before}, pending: 1, ports: []string{portOf0(before)}, want: fmtSlice(before)}
-		if p := normProtocol(before.Ports[0].Protocol); p != servicemap.TCP && slices.ContainsFunc(before.Endpoints, func(e Endpoint) bool { return e.Usable() }) {
+		if p := before.Ports[0].Protocol.OrTCP(); p != servicemap.TCP && slices.ContainsFunc(before.Endpoints, func(e Endpoint) bool { return e.Usable() }) {
 			first.conntrack = first.ports
 		}
 		if len(before.Endpoints) == 0 {
@@ -353,7 +353,7 @@ func fmtSlice(s *Slice) []string { return fmtLists(Merge([]*Slice{s})) }
 
 func portOf0(s *Slice) string {
 	p := s.Ports[0]
-	return portName(s.Namespace, s.Service, p.Name, string(normProtocol(p.Protocol))).String()
+	return portName(s.Namespace, s.Service, p.Name, string(p.Protocol.OrTCP())).String()
 }
 
 func portsOf(lines []string) map[string]bool {

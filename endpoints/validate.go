@@ -75,9 +75,9 @@ func (v *validator) ports(s *Slice) {
 		}
 		for j := range i {
 			q := s.Ports[j]
-			if q.Name == p.Name && normProtocol(q.Protocol) == normProtocol(p.Protocol) {
+			if q.Name == p.Name && q.Protocol.OrTCP() == p.Protocol.OrTCP() {
 				v.add(fmt.Sprintf("Ports[%d].Name", i), p.Name,
-					fmt.Sprintf("duplicate of Ports[%d] (same name and protocol %s)", j, normProtocol(p.Protocol)))
+					fmt.Sprintf("duplicate of Ports[%d] (same name and protocol %s)", j, p.Protocol.OrTCP()))
 				break
 			}
 		}
@@ -121,12 +121,4 @@ func addrProblem(a netip.Addr) string {
 		return "link-local address"
 	}
 	return ""
-}
-
-// normProtocol returns p, or TCP when p is zero.
-func normProtocol(p servicemap.Protocol) servicemap.Protocol {
-	if p == "" {
-		return servicemap.TCP
-	}
-	return p
 }

@@ -18,24 +18,6 @@ import (
 	"github.com/proxykit/proxykit"
 )
 
-// renderScenario renders one of the golden scenarios.
-func renderScenario(t *testing.T, name string) *Ruleset {
-	t.Helper()
-	sc, ok := goldenScenarios()[name]
-	if !ok {
-		t.Fatalf("no scenario %q", name)
-	}
-	snap, err := proxykit.NewSnapshot(testNode, sc.svcs, sc.slices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := Render(snap, sc.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs
-}
-
 // program runs the full ops of rs in ns.
 func (ns *testNS) program(t *testing.T, rs *Ruleset) {
 	t.Helper()

@@ -248,14 +248,10 @@ func (t *fakeTable) check(chains, sets []string) error {
 	return nil
 }
 
+// chainReferenced and setReferenced report whether a rule (or, for a
+// chain, a verdict-map element) still refers to the object: the kernel
+// refuses to delete it then.
 func (t *fakeTable) chainReferenced(name string) bool {
-	for _, c := range t.chains {
-		for _, r := range c.Rules {
-			if chains, _ := ruleRefs(r); slices.Contains(chains, name) {
-				return true
-			}
-		}
-	}
 	for _, s := range t.sets {
 		for _, e := range s.elems {
 			if e.Verdict != nil && e.Verdict.Chain == name {
@@ -263,13 +259,18 @@ func (t *fakeTable) chainReferenced(name string) bool {
 			}
 		}
 	}
-	return false
+	return t.ruleRefers(func(chains, _ []string) bool { return slices.Contains(chains, name) })
 }
 
 func (t *fakeTable) setReferenced(name string) bool {
+	return t.ruleRefers(func(_, sets []string) bool { return slices.Contains(sets, name) })
+}
+
+// ruleRefers reports whether match holds for the references of any rule.
+func (t *fakeTable) ruleRefers(match func(chains, sets []string) bool) bool {
 	for _, c := range t.chains {
 		for _, r := range c.Rules {
-			if _, sets := ruleRefs(r); slices.Contains(sets, name) {
+			if match(ruleRefs(r)) {
 				return true
 			}
 		}

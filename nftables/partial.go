@@ -21,7 +21,7 @@ func (tb *tableBuilder) contributions() map[string][]Element {
 		hairpin[i] = Element{Addr: a, Addr2: a}
 	}
 	return map[string][]Element{
-		mapServiceIPs:       concat(tb.serviceIPs[0], tb.serviceIPs[1], tb.serviceIPs[2]),
+		mapServiceIPs:       slices.Concat(tb.serviceIPs[0], tb.serviceIPs[1], tb.serviceIPs[2]),
 		mapServiceNodePorts: tb.nodePorts,
 		mapNoEndpointIPs:    tb.noEndpointIPs,
 		mapNoEndpointNPs:    tb.noEndpoint,
@@ -29,14 +29,6 @@ func (tb *tableBuilder) contributions() map[string][]Element {
 		setClusterIPs:       tb.clusterIPs,
 		setHairpin:          hairpin,
 	}
-}
-
-func concat(ls ...[]Element) []Element {
-	var out []Element
-	for _, l := range ls {
-		out = append(out, l...)
-	}
-	return out
 }
 
 // claimsOf counts the contributions of a full render.

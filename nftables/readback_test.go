@@ -17,7 +17,6 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/internal/netnstest"
 )
 
@@ -25,16 +24,9 @@ import (
 // fresh network namespace and checks that `nft list table` prints back
 // what Render printed, after normalizeNft on both sides.
 func TestReadback(t *testing.T) {
-	for name, sc := range goldenScenarios() {
+	for name := range goldenScenarios() {
 		t.Run(name, func(t *testing.T) {
-			snap, err := proxykit.NewSnapshot(testNode, sc.svcs, sc.slices)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs, err := Render(snap, sc.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rs := renderScenario(t, name)
 			ns := newTestNS(t)
 			if err := ns.conn.Run(testContext(t), fullOps(rs)); err != nil {
 				t.Fatal(err)

@@ -98,18 +98,15 @@ func goldenScenarios() map[string]struct {
 }
 
 func TestRenderGolden(t *testing.T) {
-	for name, sc := range goldenScenarios() {
+	for name := range goldenScenarios() {
 		t.Run(name, func(t *testing.T) {
-			snap, err := proxykit.NewSnapshot(testNode, sc.svcs, sc.slices)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs, err := Render(snap, sc.cfg)
+			snap, cfg := scenarioSnapshot(t, name)
+			rs, err := Render(snap, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := rs.String()
-			again, _ := Render(snap, sc.cfg)
+			again, _ := Render(snap, cfg)
 			if again.String() != got {
 				t.Fatal("Render is not deterministic")
 			}

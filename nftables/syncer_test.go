@@ -26,9 +26,13 @@ func sortedTable(t *Table) *Table {
 	return &c
 }
 
+// scenarioSnapshot builds one of the golden scenarios' snapshots.
 func scenarioSnapshot(t *testing.T, name string) (*proxykit.Snapshot, Config) {
 	t.Helper()
-	sc := goldenScenarios()[name]
+	sc, ok := goldenScenarios()[name]
+	if !ok {
+		t.Fatalf("no scenario %q", name)
+	}
 	snap, err := proxykit.NewSnapshot(testNode, sc.svcs, sc.slices)
 	if err != nil {
 		t.Fatal(err)
@@ -203,4 +207,15 @@ func TestSupportedNamesTheMissingFeature(t *testing.T) {
 	if l, _ := f.List(context.Background(), IPv4, probeTable); l.Exists {
 		t.Error("the probe table was left behind")
 	}
+}
+
+// renderScenario renders one of the golden scenarios.
+func renderScenario(t *testing.T, name string) *Ruleset {
+	t.Helper()
+	snap, cfg := scenarioSnapshot(t, name)
+	rs, err := Render(snap, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }

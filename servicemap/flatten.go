@@ -35,7 +35,7 @@ func (s *Service) flattenInto(dst []*ServicePort) []*ServicePort {
 	typ := normType(s.Type)
 	etp, itp := normPolicy(s.ExternalTrafficPolicy), normPolicy(s.InternalTrafficPolicy)
 	for i, p := range s.Ports {
-		proto := normProtocol(p.Protocol)
+		proto := p.Protocol.OrTCP()
 		sps[i] = ServicePort{
 			Name:                     PortName{Namespace: s.Namespace, Name: s.Name, Port: p.Name, Protocol: proto},
 			Type:                     typ,
@@ -55,13 +55,6 @@ func (s *Service) flattenInto(dst []*ServicePort) []*ServicePort {
 		dst = append(dst, &sps[i])
 	}
 	return dst
-}
-
-func normProtocol(p Protocol) Protocol {
-	if p == "" {
-		return TCP
-	}
-	return p
 }
 
 func normType(t Type) Type {
@@ -144,7 +137,7 @@ func sameServiceFields(a, b *Service) bool {
 // maps.
 func samePortSet(a, b []Port) bool {
 	if slices.EqualFunc(a, b, func(p, q Port) bool {
-		p.Protocol, q.Protocol = normProtocol(p.Protocol), normProtocol(q.Protocol)
+		p.Protocol, q.Protocol = p.Protocol.OrTCP(), q.Protocol.OrTCP()
 		return p == q
 	}) {
 		return true
@@ -162,7 +155,7 @@ type portKey struct {
 func portSet(ports []Port) map[portKey]Port {
 	set := make(map[portKey]Port, len(ports))
 	for _, p := range ports {
-		p.Protocol = normProtocol(p.Protocol)
+		p.Protocol = p.Protocol.OrTCP()
 		set[portKey{p.Name, p.Protocol}] = p
 	}
 	return set

@@ -17,6 +17,15 @@ const (
 	SCTP Protocol = "SCTP"
 )
 
+// OrTCP returns p, or TCP when p is empty: the zero Protocol means TCP
+// wherever a protocol is given.
+func (p Protocol) OrTCP() Protocol {
+	if p == "" {
+		return TCP
+	}
+	return p
+}
+
 // Type is a Service's type.
 type Type string
 

@@ -192,24 +192,24 @@ func (v *validator) ports() {
 	// name already; zero ports and node ports are not duplicates.
 	findDups(len(ports), func(i int) (Port, bool) {
 		p := ports[i]
-		return Port{Name: p.Name, Protocol: normProtocol(p.Protocol)}, p.Name != ""
+		return Port{Name: p.Name, Protocol: p.Protocol.OrTCP()}, p.Name != ""
 	}, func(i, j int) {
 		v.add(index("Ports", i, ".Name"), ports[i].Name,
-			"duplicate of "+index("Ports", j, "")+" (same name and protocol "+string(normProtocol(ports[i].Protocol))+")")
+			"duplicate of "+index("Ports", j, "")+" (same name and protocol "+string(ports[i].Protocol.OrTCP())+")")
 	})
 	findDups(len(ports), func(i int) (Port, bool) {
 		p := ports[i]
-		return Port{Port: p.Port, Protocol: normProtocol(p.Protocol)}, p.Port != 0
+		return Port{Port: p.Port, Protocol: p.Protocol.OrTCP()}, p.Port != 0
 	}, func(i, j int) {
 		v.add(index("Ports", i, ".Port"), ports[i].Port,
-			"duplicate of "+index("Ports", j, "")+" (same port and protocol "+string(normProtocol(ports[i].Protocol))+")")
+			"duplicate of "+index("Ports", j, "")+" (same port and protocol "+string(ports[i].Protocol.OrTCP())+")")
 	})
 	findDups(len(ports), func(i int) (Port, bool) {
 		p := ports[i]
-		return Port{NodePort: p.NodePort, Protocol: normProtocol(p.Protocol)}, p.NodePort != 0
+		return Port{NodePort: p.NodePort, Protocol: p.Protocol.OrTCP()}, p.NodePort != 0
 	}, func(i, j int) {
 		v.add(index("Ports", i, ".NodePort"), ports[i].NodePort,
-			"duplicate of "+index("Ports", j, ".NodePort")+" (same node port and protocol "+string(normProtocol(ports[i].Protocol))+")")
+			"duplicate of "+index("Ports", j, ".NodePort")+" (same node port and protocol "+string(ports[i].Protocol.OrTCP())+")")
 	})
 }
 
