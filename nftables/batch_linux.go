@@ -9,26 +9,25 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
 
-// nlBatch queues the netlink messages of a transaction on one
-// google/nftables Conn.
+// nlBatch encodes the operations of a transaction into one wire batch.
 type nlBatch struct {
-	nc     *nftables.Conn
+	w      *wire
 	lastID uint32 // set IDs of this batch (the kernel scopes them to it)
 }
 
-// setID allocates a set ID. google/nftables would use a global counter
-// otherwise, shared by concurrent Conns.
+// setID allocates a set ID.
 func (b *nlBatch) setID() uint32 {
 	b.lastID++
 	return b.lastID
 }
 
-// add queues the messages of op.
-func (b *nlBatch) add(op Op) error {
+// add encodes op, the i-th operation of the batch.
+func (b *nlBatch) add(i int, op Op) error {
+	b.w.op = i
 	fi, err := familyInfo(op.Family)
 	if err != nil {
 		return err
@@ -36,145 +35,226 @@ func (b *nlBatch) add(op Op) error {
 	if !validName(op.Table) {
 		return fmt.Errorf("invalid table name %q", op.Table)
 	}
-	t := &nftables.Table{Name: op.Table, Family: fi.proto}
 	if op.Kind != AddTable && op.Kind != DeleteTable && op.Kind != AddChain && op.Kind != AddSet && !validObjectName(op.Name) {
 		return fmt.Errorf("invalid name %q", op.Name)
 	}
+	fam := byte(fi.proto)
 	switch op.Kind {
 	case AddTable:
-		b.nc.AddTable(t)
+		b.w.msg(unix.NFT_MSG_NEWTABLE, fam, unix.NLM_F_CREATE)
+		b.w.str(unix.NFTA_TABLE_NAME, op.Table)
+		b.w.done()
 	case DeleteTable:
-		b.nc.DelTable(t)
+		b.w.msg(unix.NFT_MSG_DELTABLE, fam, 0)
+		b.w.str(unix.NFTA_TABLE_NAME, op.Table)
+		b.w.done()
 	case AddChain, FlushChain, DeleteChain, AddRule:
-		return b.chainOp(t, fi, op)
+		return b.chainOp(fi, op)
 	case AddSet, FlushSet, DeleteSet, AddElements, DeleteElements:
-		return b.setOp(t, fi, op)
+		return b.setOp(fi, op)
 	default:
 		return fmt.Errorf("unknown operation %v", op.Kind)
 	}
 	return nil
 }
 
-// chainOp queues a chain or rule operation.
-func (b *nlBatch) chainOp(t *nftables.Table, fi famInfo, op Op) error {
-	ch := &nftables.Chain{Name: op.Name, Table: t}
+// chainOp encodes a chain or rule operation.
+func (b *nlBatch) chainOp(fi famInfo, op Op) error {
+	fam := byte(fi.proto)
 	switch op.Kind {
 	case AddChain:
-		def, err := chainDef(t, op.Chain)
-		if err != nil {
-			return err
-		}
-		b.nc.AddChain(def)
+		return b.addChain(fam, op.Table, op.Chain)
 	case FlushChain:
-		b.nc.FlushChain(ch)
+		b.w.msg(unix.NFT_MSG_DELRULE, fam, 0)
+		b.w.str(unix.NFTA_RULE_TABLE, op.Table)
+		b.w.str(unix.NFTA_RULE_CHAIN, op.Name)
 	case DeleteChain:
-		b.nc.DelChain(ch)
+		b.w.msg(unix.NFT_MSG_DELCHAIN, fam, 0)
+		b.w.str(unix.NFTA_CHAIN_TABLE, op.Table)
+		b.w.str(unix.NFTA_CHAIN_NAME, op.Name)
 	case AddRule:
 		if len(op.Rule) == 0 {
 			return errors.New("empty rule")
 		}
+		t := &nftables.Table{Name: op.Table, Family: fi.proto}
 		exprs, err := (&ruleBuilder{b: b, table: t, f: fi}).rule(op.Rule)
 		if err != nil {
 			return err
 		}
-		b.nc.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+		return b.addRule(fam, op.Table, op.Name, exprs)
 	}
+	b.w.done()
 	return nil
 }
 
-// setOp queues a set or element operation.
-func (b *nlBatch) setOp(t *nftables.Table, fi famInfo, op Op) error {
-	s := &nftables.Set{Table: t, Name: op.Name}
-	switch op.Kind {
-	case AddSet:
-		def, err := setDef(t, op.Set)
+// addChain encodes a chain; a base chain gets its hook and policy accept.
+func (b *nlBatch) addChain(fam byte, table string, c *Chain) error {
+	if c == nil || !validObjectName(c.Name) {
+		return errors.New("missing or invalid chain")
+	}
+	var hook, prio uint32
+	var typ string
+	if c.Hook != nil {
+		h, ok := chainHooks[c.Hook.Hook]
+		if !ok {
+			return fmt.Errorf("unknown hook %q", c.Hook.Hook)
+		}
+		if _, ok := chainTypes[c.Hook.Type]; !ok {
+			return fmt.Errorf("unknown chain type %q", c.Hook.Type)
+		}
+		p, err := parsePriority(c.Hook.Priority)
 		if err != nil {
 			return err
 		}
-		def.ID = b.setID()
-		return b.nc.AddSet(def, nil)
-	case FlushSet:
-		b.nc.FlushSet(s)
-	case DeleteSet:
-		b.nc.DelSet(s)
-	case AddElements, DeleteElements:
-		if len(op.Elements) == 0 {
-			return nil
+		hook, prio, typ = h, uint32(p), c.Hook.Type
+	}
+	b.w.msg(unix.NFT_MSG_NEWCHAIN, fam, unix.NLM_F_CREATE)
+	b.w.str(unix.NFTA_CHAIN_TABLE, table)
+	b.w.str(unix.NFTA_CHAIN_NAME, c.Name)
+	if c.Hook != nil {
+		b.w.nest(unix.NFTA_CHAIN_HOOK)
+		b.w.u32(unix.NFTA_HOOK_HOOKNUM, hook)
+		b.w.u32(unix.NFTA_HOOK_PRIORITY, prio)
+		if err := b.w.end(); err != nil {
+			return err
 		}
+		b.w.u32(unix.NFTA_CHAIN_POLICY, nfAccept)
+		b.w.str(unix.NFTA_CHAIN_TYPE, typ)
+	}
+	b.w.done()
+	return nil
+}
+
+// addRule encodes a rule appended to chain.
+func (b *nlBatch) addRule(fam byte, table, chain string, exprs []expr.Any) error {
+	b.w.msg(unix.NFT_MSG_NEWRULE, fam, unix.NLM_F_CREATE|unix.NLM_F_APPEND)
+	b.w.str(unix.NFTA_RULE_TABLE, table)
+	b.w.str(unix.NFTA_RULE_CHAIN, chain)
+	b.w.nest(unix.NFTA_RULE_EXPRESSIONS)
+	for _, e := range exprs {
+		data, err := expr.Marshal(fam, e)
+		if err != nil {
+			return fmt.Errorf("expression %T: %w", e, err)
+		}
+		b.w.nest(unix.NFTA_LIST_ELEM)
+		b.w.buf = append(b.w.buf, data...)
+		b.w.pad()
+		if err := b.w.end(); err != nil {
+			return err
+		}
+	}
+	if err := b.w.end(); err != nil {
+		return fmt.Errorf("rule too long: %w", err)
+	}
+	b.w.done()
+	return nil
+}
+
+// setOp encodes a set or element operation.
+func (b *nlBatch) setOp(fi famInfo, op Op) error {
+	fam := byte(fi.proto)
+	switch op.Kind {
+	case AddSet:
+		def, err := setDef(op.Set)
+		if err != nil {
+			return err
+		}
+		def.id = b.setID()
+		b.addSet(fam, op.Table, def)
+	case FlushSet:
+		b.w.msg(unix.NFT_MSG_DELSETELEM, fam, 0)
+		b.w.str(unix.NFTA_SET_ELEM_LIST_TABLE, op.Table)
+		b.w.str(unix.NFTA_SET_ELEM_LIST_SET, op.Name)
+		b.w.done()
+	case DeleteSet:
+		b.w.msg(unix.NFT_MSG_DELSET, fam, 0)
+		b.w.str(unix.NFTA_SET_TABLE, op.Table)
+		b.w.str(unix.NFTA_SET_NAME, op.Name)
+		b.w.done()
+	case AddElements, DeleteElements:
 		elems, err := fi.setElements(op.Elements, op.Kind == DeleteElements)
 		if err != nil {
 			return err
 		}
-		return b.elements(s, elems, op.Kind == DeleteElements)
+		return b.elements(fam, op.Table, op.Name, 0, elems, op.Kind == DeleteElements)
 	}
 	return nil
 }
 
-// elements queues the addition or deletion of elems, in as many messages
-// as elementChunks needs.
-func (b *nlBatch) elements(s *nftables.Set, elems []nftables.SetElement, del bool) error {
-	for _, chunk := range elementChunks(elems) {
-		var err error
-		if del {
-			err = b.nc.SetDeleteElements(s, chunk)
-		} else {
-			err = b.nc.SetAddElements(s, chunk)
+// maxElementsAttr bounds the encoded elements of one message: they are
+// one netlink attribute, whose length is 16 bits. nft splits its element
+// lists too.
+const maxElementsAttr = 60 << 10
+
+// elements encodes the addition or deletion of elems, in as many
+// messages as the 16-bit attribute length needs. id, when not 0, names
+// a set of this batch by its ID (an anonymous set).
+func (b *nlBatch) elements(fam byte, table, set string, id uint32, elems []nftables.SetElement, del bool) error {
+	typ, flags := unix.NFT_MSG_NEWSETELEM, uint16(unix.NLM_F_CREATE)
+	if del {
+		typ, flags = unix.NFT_MSG_DELSETELEM, 0
+	}
+	open := func() {
+		b.w.msg(typ, fam, flags)
+		b.w.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+		b.w.str(unix.NFTA_SET_ELEM_LIST_SET, set)
+		if id != 0 {
+			b.w.u32(unix.NFTA_SET_ELEM_LIST_SET_ID, id)
 		}
-		if err != nil {
+		b.w.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
+	}
+	closeMsg := func() error {
+		if err := b.w.end(); err != nil {
+			return fmt.Errorf("set %q: %w", set, err)
+		}
+		b.w.done()
+		return nil
+	}
+	for i := range elems {
+		if i == 0 {
+			open()
+		} else if b.w.size() > maxElementsAttr-1024 {
+			if err := closeMsg(); err != nil {
+				return err
+			}
+			open()
+		}
+		if err := b.element(&elems[i]); err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(elems) == 0 {
+		return nil
+	}
+	return closeMsg()
 }
 
-// setTypes maps the names of Set.Type and Set.Data to netlink data types.
-var setTypes = map[string]nftables.SetDatatype{
-	"ipv4_addr": nftables.TypeIPAddr, "ipv6_addr": nftables.TypeIP6Addr,
-	"inet_proto": nftables.TypeInetProto, "inet_service": nftables.TypeInetService,
-	"mark": nftables.TypeMark, "integer": nftables.TypeInteger, "verdict": nftables.TypeVerdict,
-}
-
-// parseSetType parses a type such as "ipv4_addr . inet_proto .
-// inet_service"; concat reports a concatenation.
-func parseSetType(s string) (t nftables.SetDatatype, concat bool, err error) {
-	names := strings.Split(s, " . ")
-	parts := make([]nftables.SetDatatype, len(names))
-	for i, n := range names {
-		var ok bool
-		if parts[i], ok = setTypes[n]; !ok {
-			return t, false, fmt.Errorf("unsupported set type %q in %q", n, s)
+// element encodes one element: key, interval end flag, data or verdict.
+func (b *nlBatch) element(e *nftables.SetElement) error {
+	w := b.w
+	w.nest(unix.NFTA_LIST_ELEM)
+	w.nest(unix.NFTA_SET_ELEM_KEY)
+	w.attr(unix.NFTA_DATA_VALUE, e.Key)
+	_ = w.end()
+	if e.IntervalEnd {
+		w.u32(unix.NFTA_SET_ELEM_FLAGS, unix.NFT_SET_ELEM_INTERVAL_END)
+	}
+	switch {
+	case e.VerdictData != nil:
+		w.nest(unix.NFTA_SET_ELEM_DATA)
+		w.nest(unix.NFTA_DATA_VERDICT)
+		w.u32(unix.NFTA_VERDICT_CODE, uint32(int32(e.VerdictData.Kind)))
+		if e.VerdictData.Chain != "" {
+			w.str(unix.NFTA_VERDICT_CHAIN, e.VerdictData.Chain)
 		}
+		_ = w.end()
+		_ = w.end()
+	case len(e.Val) > 0:
+		w.nest(unix.NFTA_SET_ELEM_DATA)
+		w.attr(unix.NFTA_DATA_VALUE, e.Val)
+		_ = w.end()
 	}
-	if len(parts) == 1 {
-		return parts[0], false, nil
-	}
-	t, err = nftables.ConcatSetType(parts...)
-	return t, true, err
-}
-
-// setDef is the netlink definition of a named set or map (no elements).
-func setDef(t *nftables.Table, s *Set) (*nftables.Set, error) {
-	if s == nil || !validObjectName(s.Name) {
-		return nil, errors.New("missing or invalid set")
-	}
-	key, concat, err := parseSetType(s.Type)
-	if err != nil {
-		return nil, err
-	}
-	ns := &nftables.Set{Table: t, Name: s.Name, KeyType: key, Concatenation: concat, Interval: s.Interval,
-		KeyByteOrder: binaryutil.BigEndian, Dynamic: s.Dynamic, HasTimeout: s.Dynamic || s.Timeout > 0,
-		Timeout: s.Timeout}
-	if s.Size < 0 || int64(s.Size) > int64(^uint32(0)) {
-		return nil, fmt.Errorf("size %d out of range", s.Size)
-	}
-	ns.Size = uint32(s.Size)
-	if s.IsMap() {
-		ns.IsMap = true
-		if ns.DataType, _, err = parseSetType(s.Data); err != nil {
-			return nil, err
-		}
-	}
-	return ns, nil
+	return w.end()
 }
 
 // validObjectName reports whether s is a chain or set name as names.go
@@ -184,48 +264,22 @@ func validObjectName(s string) bool {
 	return s != "" && len(s) < unix.NFT_NAME_MAXLEN && !strings.ContainsRune(s, 0)
 }
 
+// nfAccept is the NF_ACCEPT verdict, a base chain's policy.
+const nfAccept = 1
+
 // chainHooks and chainTypes map Hook fields to netlink.
 var (
-	chainHooks = map[string]*nftables.ChainHook{
-		"prerouting": nftables.ChainHookPrerouting, "input": nftables.ChainHookInput,
-		"forward": nftables.ChainHookForward, "output": nftables.ChainHookOutput,
-		"postrouting": nftables.ChainHookPostrouting,
+	chainHooks = map[string]uint32{
+		"prerouting": unix.NF_INET_PRE_ROUTING, "input": unix.NF_INET_LOCAL_IN,
+		"forward": unix.NF_INET_FORWARD, "output": unix.NF_INET_LOCAL_OUT,
+		"postrouting": unix.NF_INET_POST_ROUTING,
 	}
-	chainTypes = map[string]nftables.ChainType{
-		"filter": nftables.ChainTypeFilter, "nat": nftables.ChainTypeNAT, "route": nftables.ChainTypeRoute,
-	}
+	chainTypes = map[string]bool{"filter": true, "nat": true, "route": true}
 	// stdPriorities are nft's named priorities of the ip and ip6 families.
 	stdPriorities = map[string]int32{
 		"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50, "srcnat": 100,
 	}
 )
-
-// chainDef is the netlink definition of c (a base chain when it has a
-// Hook; base chains get policy accept).
-func chainDef(t *nftables.Table, c *Chain) (*nftables.Chain, error) {
-	if c == nil || !validObjectName(c.Name) {
-		return nil, errors.New("missing or invalid chain")
-	}
-	nc := &nftables.Chain{Name: c.Name, Table: t}
-	if c.Hook == nil {
-		return nc, nil
-	}
-	hook, ok := chainHooks[c.Hook.Hook]
-	if !ok {
-		return nil, fmt.Errorf("unknown hook %q", c.Hook.Hook)
-	}
-	typ, ok := chainTypes[c.Hook.Type]
-	if !ok {
-		return nil, fmt.Errorf("unknown chain type %q", c.Hook.Type)
-	}
-	prio, err := parsePriority(c.Hook.Priority)
-	if err != nil {
-		return nil, err
-	}
-	accept := nftables.ChainPolicyAccept
-	nc.Hooknum, nc.Type, nc.Priority, nc.Policy = hook, typ, nftables.ChainPriorityRef(nftables.ChainPriority(prio)), &accept
-	return nc, nil
-}
 
 // parsePriority parses a priority as nft prints it: "dstnat",
 // "filter - 10", "srcnat + 5" or a number such as "-100".

@@ -3,6 +3,7 @@
 package nftables
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,9 +54,7 @@ type netlinkConn struct {
 }
 
 // Run applies ops as one netlink batch. An error names the operation that
-// failed, found by replaying prefixes of the batch that are always
-// aborted (see locate); for batches of more than maxLocateOps, or when
-// that does not single one out, it names the batch.
+// failed: the kernel reports it with the sequence number of its message.
 func (c *netlinkConn) Run(ctx context.Context, ops []Op) error {
 	if len(ops) == 0 {
 		return nil
@@ -63,118 +62,78 @@ func (c *netlinkConn) Run(ctx context.Context, ops []Op) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("nftables: run %d operations: %w", len(ops), err)
 	}
-	err := c.send(ctx, ops, false)
-	var be *buildError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &be):
-		return err
-	case ctx.Err() != nil:
-		return fmt.Errorf("nftables: run %d operations: %w (the batch may or may not have been applied)", len(ops), ctx.Err())
+	b := &nlBatch{w: newWire(uint32(time.Now().Unix()))}
+	for i, op := range ops {
+		if err := b.add(i, op); err != nil {
+			return opError(op, err)
+		}
 	}
-	kerr := translateError(err)
-	if locatable(err) && len(ops) <= maxLocateOps {
-		if i := c.locate(ctx, ops); i >= 0 {
+	reply, err := c.send(ctx, b.w)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("nftables: run %d operations: %w (the batch may or may not have been applied)", len(ops), ctx.Err())
+	case err != nil:
+		return fmt.Errorf("nftables: run %d operations: %w", len(ops), translateError(err))
+	case len(reply.errs) > 0:
+		// The first error is the cause; later ones often follow from it.
+		e := reply.errs[0]
+		kerr := translateError(e.errno)
+		if i := b.w.owned(e.seq); i >= 0 {
 			return opError(ops[i], kerr)
 		}
+		return fmt.Errorf("nftables: commit %d operations: %w", len(ops), kerr)
+	case !reply.acked:
+		return fmt.Errorf("nftables: run %d operations: the kernel did not acknowledge the batch", len(ops))
 	}
-	return fmt.Errorf("nftables: run %d operations: %w", len(ops), kerr)
+	return nil
 }
 
-// buildError is an operation that could not be translated to netlink: an
-// invalid Op, found before anything was sent.
-type buildError struct{ err error }
-
-func (e *buildError) Error() string { return e.err.Error() }
-func (e *buildError) Unwrap() error { return e.err }
-
-// send translates ops into one batch and flushes it. With probe, a
-// sentinel operation that always fails ends the batch, so that the kernel
-// aborts it whatever the ops do.
-func (c *netlinkConn) send(ctx context.Context, ops []Op, probe bool) error {
-	sock := &ctxSockets{ctx: ctx, rcvbuf: batchRcvbuf(ops)}
+// send sends the batch of w in one message and reads the kernel's
+// answer. The kernel processes a batch while it is sent, so every reply
+// is queued when the send returns.
+func (c *netlinkConn) send(ctx context.Context, w *wire) (batchReply, error) {
+	var reply batchReply
+	msg := w.finish()
+	sock := &ctxSockets{ctx: ctx, rcvbuf: minBatchRcvbuf, sndbuf: len(msg)}
 	defer sock.release()
-	nc, err := nftables.New(nftables.WithNetNSFd(c.netns), nftables.WithSockOptions(sock.option))
+	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.netns})
 	if err != nil {
-		return err
+		return reply, err
 	}
-	b := &nlBatch{nc: nc}
-	for _, op := range ops {
-		if err := b.add(op); err != nil {
-			return &buildError{opError(op, err)}
+	defer nl.Close()
+	if err := sock.option(nl); err != nil {
+		return reply, err
+	}
+	raw, err := nl.SyscallConn()
+	if err != nil {
+		return reply, err
+	}
+	var serr error
+	err = raw.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return serr != unix.EAGAIN
+	})
+	if err = cmp.Or(err, serr); err != nil {
+		return reply, err
+	}
+	buf := make([]byte, 1<<16)
+	for !reply.acked {
+		var n int
+		var rerr error
+		err := raw.Control(func(fd uintptr) {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+		})
+		switch {
+		case rerr == unix.EAGAIN || rerr == unix.EWOULDBLOCK:
+			return reply, nil // all read, without the ack: see Run
+		case err != nil || rerr != nil:
+			return reply, cmp.Or(err, rerr)
+		}
+		if err := w.parseReplies(buf[:n], &reply); err != nil {
+			return reply, err
 		}
 	}
-	if probe {
-		b.sentinel()
-	}
-	return nc.Flush()
-}
-
-// maxLocateOps bounds the batches whose failing op locate looks for: each
-// of its probes costs up to a whole batch in the kernel, and a full sync
-// of thousands of services takes seconds there.
-const maxLocateOps = 4096
-
-// locatable reports whether a batch error comes from one of its messages,
-// so that locate can look for it: not a lack of permission or memory, nor
-// an overflow of the socket buffer, which concern the whole batch.
-func locatable(err error) bool {
-	errnos := errnosOf(err)
-	if len(errnos) == 0 {
-		return false
-	}
-	for _, e := range errnos {
-		switch e {
-		case unix.EPERM, unix.EACCES, unix.ENOMEM, unix.ENOBUFS, unix.EMSGSIZE:
-			return false
-		}
-	}
-	return true
-}
-
-// locate returns the index of the first op that fails, or -1. It sends
-// prefixes of ops, each ended by a sentinel that fails, so the kernel
-// aborts every one of them; a prefix fails when the kernel reports an
-// error besides the sentinel's. Binary search: about log2(len(ops))
-// batches, only on the error path.
-func (c *netlinkConn) locate(ctx context.Context, ops []Op) int {
-	fails := func(n int) (bool, bool) {
-		err := c.send(ctx, ops[:n], true)
-		errnos := errnosOf(err)
-		if len(errnos) == 0 || ctx.Err() != nil {
-			return false, false // not even the sentinel's error: give up
-		}
-		return len(errnos) > 1, true
-	}
-	lo, hi := 1, len(ops)
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		failed, ok := fails(mid)
-		if !ok {
-			return -1
-		}
-		if failed {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	// hi may never have been tried: an error raised only when the kernel
-	// commits the whole batch is not one op's.
-	if failed, ok := fails(hi); !ok || !failed {
-		return -1
-	}
-	return hi - 1
-}
-
-// sentinelTable is a table name longer than the kernel allows
-// (NFT_NAME_MAXLEN): deleting it always fails.
-var sentinelTable = strings.Repeat("x", unix.NFT_NAME_MAXLEN+1)
-
-// sentinel queues an operation that the kernel always rejects.
-func (b *nlBatch) sentinel() {
-	b.nc.DelTable(&nftables.Table{Name: sentinelTable, Family: nftables.TableFamilyIPv4})
+	return reply, nil
 }
 
 // errnosOf returns the errnos in err, in order, through wrapping and
@@ -267,37 +226,16 @@ type ctxSockets struct {
 	// rcvbuf, when set, is the receive buffer for a batch's acks; the send
 	// buffer is then raised too.
 	rcvbuf int
+	// sndbuf, with rcvbuf, is the size of the batch to send.
+	sndbuf int
 	mu     sync.Mutex
 	stops  []func() bool
 }
 
-// Socket buffers of a batch. The kernel takes the whole batch in one
-// message, which must fit the send buffer (else EMSGSIZE), and queues one
-// ack per message (google/nftables asks for them all) before the sender
-// reads any, which must fit the receive buffer (else ENOBUFS, with the
-// batch applied). Both are limits, not allocations.
-const (
-	batchSndbuf    = 1 << 29 // the kernel doubles it: 1 GiB of batch
-	ackSize        = 1024    // receive buffer per message, as nft allows
-	minBatchRcvbuf = 4 << 20
-	maxBatchRcvbuf = 1<<30 - 1 // the kernel's limit: INT_MAX / 2
-)
-
-// batchRcvbuf is the receive buffer for the acks of ops: one per message;
-// a rule matching several source prefixes adds an anonymous set and its
-// elements.
-func batchRcvbuf(ops []Op) int {
-	msgs := 4 // batch begin and end, a sentinel
-	for _, op := range ops {
-		msgs++
-		for _, st := range op.Rule {
-			if p, ok := st.(SaddrPrefixes); ok && len(p.Prefixes) > 1 {
-				msgs += 2
-			}
-		}
-	}
-	return min(maxBatchRcvbuf, max(minBatchRcvbuf, msgs*ackSize))
-}
+// The receive buffer of a batch: only its errors and one ack come back.
+// The send buffer must hold the whole batch, which the kernel takes in
+// one message (else EMSGSIZE). Both are limits, not allocations.
+const minBatchRcvbuf = 4 << 20
 
 // option is the nftables.SockOption that applies the context and the
 // buffer sizes to a socket.
@@ -308,7 +246,7 @@ func (s *ctxSockets) option(c *netlink.Conn) error {
 		}
 	}
 	if s.rcvbuf > 0 {
-		if err := setBuffers(c, batchSndbuf, s.rcvbuf); err != nil {
+		if err := setBuffers(c, max(s.sndbuf+4096, minBatchRcvbuf), s.rcvbuf); err != nil {
 			return err
 		}
 	}

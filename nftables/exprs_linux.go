@@ -257,13 +257,13 @@ func (rb *ruleBuilder) saddrPrefixes(s SaddrPrefixes) ([]expr.Any, error) {
 		}
 		ranges = append(ranges, r)
 	}
-	set, err := rb.anonymous(&nftables.Set{KeyType: rb.f.addrType, Interval: true}, intervalElements(ranges))
+	name, id, err := rb.anonymous(intervalElements(ranges))
 	if err != nil {
 		return nil, err
 	}
 	return []expr.Any{
 		loadNet(rb.f.saddr, rb.f.addrLen, reg0),
-		&expr.Lookup{SourceRegister: reg0, SetName: set.Name, SetID: set.ID, Invert: s.Negate},
+		&expr.Lookup{SourceRegister: reg0, SetName: name, SetID: id, Invert: s.Negate},
 	}, nil
 }
 
@@ -405,57 +405,24 @@ func (rb *ruleBuilder) updateSaddr(set string) []expr.Any {
 	}
 }
 
-// anonymous adds s as an anonymous constant set of the rule's table, with
-// its elements, and returns it for a lookup by ID.
-func (rb *ruleBuilder) anonymous(s *nftables.Set, elems []nftables.SetElement) (*nftables.Set, error) {
-	s.Table, s.ID = rb.table, rb.b.setID()
-	s.Anonymous, s.Constant = true, true
-	s.Name = "__set%d"
-	if s.IsMap {
-		s.Name = "__map%d"
+// anonymous adds an anonymous constant interval set of addresses to the
+// rule's table, with its elements, as nft does; the rule looks it up by
+// ID.
+func (rb *ruleBuilder) anonymous(elems []nftables.SetElement) (name string, id uint32, err error) {
+	key := dataTypes["ipv4_addr"]
+	if rb.f.fam == IPv6 {
+		key = dataTypes["ipv6_addr"]
 	}
-	// The elements may need several messages (see elementChunks): the set
-	// is declared with its full size, then filled through a copy that is
-	// not marked anonymous, since google/nftables refuses to add elements
-	// to an anonymous set after AddSet. The kernel finds the set by ID.
-	s.Size = uint32(len(elems))
-	if err := rb.b.nc.AddSet(s, nil); err != nil {
-		return nil, fmt.Errorf("anonymous set: %w", err)
+	s := &setWire{name: "__set%d", id: rb.b.setID(),
+		flags:   unix.NFT_SET_ANONYMOUS | unix.NFT_SET_CONSTANT | unix.NFT_SET_INTERVAL,
+		keyType: key.id, keyLen: key.len, size: uint32(len(elems)),
+		udata: udU32(nil, udSetKeyByteorder, byteorderBig)}
+	fam := byte(rb.f.proto)
+	rb.b.addSet(fam, rb.table.Name, s)
+	if err := rb.b.elements(fam, rb.table.Name, s.name, s.id, elems, false); err != nil {
+		return "", 0, fmt.Errorf("anonymous set: %w", err)
 	}
-	fill := *s
-	fill.Anonymous = false
-	if err := rb.b.elements(&fill, elems, false); err != nil {
-		return nil, fmt.Errorf("anonymous set: %w", err)
-	}
-	return s, nil
-}
-
-// maxElementsAttr bounds the encoded elements of one message: they are
-// one netlink attribute, whose length is 16 bits (google/nftables does not
-// check: a longer list would wrap around). nft splits its element lists
-// too.
-const maxElementsAttr = 32 << 10
-
-// elementChunks splits elems into lists that each fit maxElementsAttr,
-// by an upper bound of each element's encoded size.
-func elementChunks(elems []nftables.SetElement) [][]nftables.SetElement {
-	if len(elems) == 0 {
-		return nil
-	}
-	var chunks [][]nftables.SetElement
-	start, size := 0, 0
-	for i, e := range elems {
-		n := 64 + len(e.Key) + len(e.KeyEnd) + len(e.Val) + len(e.Comment)
-		if e.VerdictData != nil {
-			n += len(e.VerdictData.Chain)
-		}
-		if size+n > maxElementsAttr && i > start {
-			chunks = append(chunks, elems[start:i])
-			start, size = i, 0
-		}
-		size += n
-	}
-	return append(chunks, elems[start:])
+	return s.name, s.id, nil
 }
 
 // keyInterval is [start, end) of an interval set's keys (end nil: up to the
@@ -541,6 +508,10 @@ func (fi famInfo) elementKey(e Element) ([]byte, error) {
 	if e.Port != 0 {
 		parts = append(parts, binary.BigEndian.AppendUint16(nil, e.Port))
 	}
+	if e.Slotted {
+		// numgen leaves its number in host byte order.
+		parts = append(parts, binary.NativeEndian.AppendUint32(nil, e.Slot))
+	}
 	switch len(parts) {
 	case 0:
 		return nil, fmt.Errorf("element %q has no key", e)
@@ -581,6 +552,14 @@ func (fi famInfo) setElements(es []Element, keysOnly bool) ([]nftables.SetElemen
 			if se.VerdictData, err = verdictExpr(*e.Verdict); err != nil {
 				return nil, fmt.Errorf("element %q: %w", e, err)
 			}
+		}
+		if e.To.IsValid() && !keysOnly {
+			// addr . port: the port padded to a register.
+			a, err := fi.addr(e.To.Addr())
+			if err != nil {
+				return nil, fmt.Errorf("element %q: %w", e, err)
+			}
+			se.Val = append(binary.BigEndian.AppendUint16(a, e.To.Port()), 0, 0)
 		}
 		out = append(out, se)
 	}

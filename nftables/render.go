@@ -299,10 +299,12 @@ type elementKey struct {
 	addr, addr2 netip.Addr
 	port        uint16
 	proto       byte
+	slotted     bool
+	slot        uint32
 }
 
 func (e Element) key() elementKey {
-	k := elementKey{addr: e.Addr, addr2: e.Addr2, port: e.Port}
+	k := elementKey{addr: e.Addr, addr2: e.Addr2, port: e.Port, slotted: e.Slotted, slot: e.Slot}
 	if e.Proto != "" {
 		k.proto = e.Proto[0] // T, U or S
 	}

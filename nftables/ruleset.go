@@ -73,10 +73,14 @@ func (t *Table) write(b *strings.Builder) {
 // Set is a named set, or a map when Data is set.
 type Set struct {
 	Name string
-	// Type is the key type, e.g. "ipv4_addr . inet_proto . inet_service".
+	// Type is the key type, e.g. "ipv4_addr . inet_proto . inet_service",
+	// or with Typeof the expressions of the key, e.g. "ip daddr . th dport".
 	Type string
-	// Data is a map's value type ("verdict"); empty for a set.
-	Data     string
+	// Data is a map's value type ("verdict"), or with Typeof its
+	// expressions; empty for a set.
+	Data string
+	// Typeof declares Type and Data by expressions, as nft's typeof.
+	Typeof   bool
 	Interval bool
 	// Dynamic sets are filled by the ruleset itself (affinity), with
 	// Timeout and Size.
@@ -96,7 +100,11 @@ func (s *Set) write(b *strings.Builder, fam Family) {
 		kind = "map"
 		typ += " : " + s.Data
 	}
-	fmt.Fprintf(b, "\t%s %s {\n\t\ttype %s\n", kind, s.Name, typ)
+	decl := "type"
+	if s.Typeof {
+		decl = "typeof"
+	}
+	fmt.Fprintf(b, "\t%s %s {\n\t\t%s %s\n", kind, s.Name, decl, typ)
 	if s.Size > 0 {
 		fmt.Fprintf(b, "\t\tsize %d\n", s.Size)
 	}
@@ -127,15 +135,19 @@ func (s *Set) write(b *strings.Builder, fam Family) {
 }
 
 // Element is one element of a set or map: a key made of the parts that
-// are set, in the order prefix or address(es), protocol, port, and for a
-// map a verdict.
+// are set, in the order prefix or address(es), protocol, port, slot, and
+// for a map a verdict or an address and port (To).
 type Element struct {
-	Prefix  netip.Prefix // an interval set's key
-	Addr    netip.Addr
-	Addr2   netip.Addr // the second address of a pair key (hairpin)
-	Proto   servicemap.Protocol
-	Port    uint16
+	Prefix netip.Prefix // an interval set's key
+	Addr   netip.Addr
+	Addr2  netip.Addr // the second address of a pair key (hairpin)
+	Proto  servicemap.Protocol
+	Port   uint16
+	// Slot, when Slotted, ends the key: a value of `numgen random mod n`.
+	Slot    uint32
+	Slotted bool
 	Verdict *Verdict
+	To      netip.AddrPort // the data of a DNAT map's element
 }
 
 func (e Element) String() string {
@@ -154,9 +166,15 @@ func (e Element) String() string {
 	if e.Port != 0 {
 		parts = append(parts, strconv.Itoa(int(e.Port)))
 	}
+	if e.Slotted {
+		parts = append(parts, strconv.FormatUint(uint64(e.Slot), 10))
+	}
 	s := strings.Join(parts, " . ")
 	if e.Verdict != nil {
 		s += " : " + e.Verdict.String()
+	}
+	if e.To.IsValid() {
+		s += " : " + e.To.Addr().String() + " . " + strconv.Itoa(int(e.To.Port()))
 	}
 	return s
 }
