@@ -133,6 +133,8 @@ func (rb *ruleBuilder) action(s Stmt) ([]expr.Any, error) {
 	switch s := s.(type) {
 	case NumgenLess:
 		return numgenLess(s)
+	case DnatMap:
+		return rb.dnatMap(s)
 	case Dnat:
 		return rb.dnat(s.To)
 	case *Dnat:
@@ -396,6 +398,27 @@ func (rb *ruleBuilder) dnat(to netip.AddrPort) ([]expr.Any, error) {
 	}, nil
 }
 
+// dnatMap is `dnat <fam> to [<fam> daddr .] meta l4proto . th dport .
+// numgen random mod <n> map @<map>`, as nft encodes it: the key in
+// consecutive registers, the map's data (address . port) back into them.
+func (rb *ruleBuilder) dnatMap(s DnatMap) ([]expr.Any, error) {
+	if s.Slots == 0 {
+		return nil, errors.New("numgen random mod 0")
+	}
+	var exprs []expr.Any
+	next := reg0
+	if !s.NodePort {
+		exprs = append(exprs, loadNet(rb.f.daddr, rb.f.addrLen, reg0))
+		next += rb.f.addrLen / 4
+	}
+	exprs = append(exprs, protoPort(next)...)
+	return append(exprs,
+		&expr.Numgen{Register: next + 2, Modulus: s.Slots, Type: unix.NFT_NG_RANDOM},
+		&expr.Lookup{SourceRegister: reg0, SetName: s.Map, IsDestRegSet: true, DestRegister: reg0},
+		rb.nat(),
+	), nil
+}
+
 // updateSaddr is `update @set { <fam> saddr }`; the element's timeout is
 // the set's.
 func (rb *ruleBuilder) updateSaddr(set string) []expr.Any {
@@ -532,11 +555,11 @@ func (fi famInfo) setElements(es []Element, keysOnly bool) ([]nftables.SetElemen
 	var out []nftables.SetElement
 	var ranges []keyInterval
 	for _, e := range es {
-		if e.Prefix.IsValid() {
-			if e.Addr.IsValid() || e.Addr2.IsValid() || e.Proto != "" || e.Port != 0 || e.Verdict != nil {
+		if e.IsPrefix {
+			if e.Addr2.IsValid() || e.Proto != "" || e.Port != 0 || e.Slotted || e.Verdict != nil || e.To.IsValid() {
 				return nil, fmt.Errorf("element %q: a prefix cannot be part of a concatenation or a map key", e)
 			}
-			r, err := fi.prefixInterval(e.Prefix)
+			r, err := fi.prefixInterval(e.prefix())
 			if err != nil {
 				return nil, err
 			}

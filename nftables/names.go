@@ -33,6 +33,8 @@ const (
 	setLocalPods         = "local-pods"
 	setNodePortAddresses = "nodeport-addresses"
 	setHairpin           = "hairpin"
+	mapBackends          = "backends"
+	mapNodePortBackends  = "nodeport-backends"
 )
 
 const b32 = "abcdefghijklmnopqrstuvwxyz234567"

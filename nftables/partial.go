@@ -1,7 +1,7 @@
 package nftables
 
 import (
-	"maps"
+	"net/netip"
 	"slices"
 
 	"github.com/proxykit/proxykit"
@@ -9,20 +9,32 @@ import (
 )
 
 // claims counts, per shared set and key, how many service ports put the
-// element there: a key leaves the kernel only when its last port lets go
-// of it (two services can share an endpoint, and so a hairpin element).
-type claims map[string]map[elementKey]int
+// element there, and per pick chain how many frontends go to it: a key
+// leaves the kernel only when its last port lets go of it (two services
+// can share an endpoint, and so a hairpin element), a pick chain when its
+// last frontend does.
+type claims struct {
+	elems map[string]map[elementKey]int
+	picks map[pick]int
+}
+
+// sharedSets are the sets and maps that several ports can put one key
+// in. The backends maps are not: their keys extend the frontends of
+// service-ips and service-nodeports, whose claims stand for them.
+var sharedSets = []string{mapServiceIPs, mapServiceNodePorts,
+	mapNoEndpointIPs, mapNoEndpointNPs, mapFirewallIPs, setClusterIPs, setHairpin}
 
 // contributions returns the elements the builder's ports put into the
-// shared sets and maps, before deduplication.
+// shared sets and maps, before deduplication; slots gives the backends
+// maps'.
 func (tb *tableBuilder) contributions() map[string][]Element {
 	hairpin := make([]Element, len(tb.hairpin))
 	for i, a := range tb.hairpin {
 		hairpin[i] = Element{Addr: a, Addr2: a}
 	}
 	return map[string][]Element{
-		mapServiceIPs:       slices.Concat(tb.serviceIPs[0], tb.serviceIPs[1], tb.serviceIPs[2]),
-		mapServiceNodePorts: tb.nodePorts,
+		mapServiceIPs:       slices.Concat(tb.serviceIPs[0].keys, tb.serviceIPs[1].keys, tb.serviceIPs[2].keys),
+		mapServiceNodePorts: tb.nodePorts.keys,
 		mapNoEndpointIPs:    tb.noEndpointIPs,
 		mapNoEndpointNPs:    tb.noEndpoint,
 		mapFirewallIPs:      tb.firewallIPs,
@@ -31,15 +43,28 @@ func (tb *tableBuilder) contributions() map[string][]Element {
 	}
 }
 
+// slots returns the elements the builder's ports put into a backends map.
+func (tb *tableBuilder) slots(set string) []Element {
+	if set == mapNodePortBackends {
+		return tb.nodePorts.slots
+	}
+	return slices.Concat(tb.serviceIPs[0].slots, tb.serviceIPs[1].slots, tb.serviceIPs[2].slots)
+}
+
 // claimsOf counts the contributions of a full render.
-func claimsOf(contrib map[string][]Element) claims {
-	c := claims{}
-	for set, es := range contrib {
+func claimsOf(tb *tableBuilder) claims {
+	c := claims{elems: map[string]map[elementKey]int{}, picks: map[pick]int{}}
+	contrib := tb.contributions()
+	for _, set := range sharedSets {
+		es := contrib[set]
 		m := make(map[elementKey]int, len(es))
 		for _, e := range es {
 			m[e.key()]++
 		}
-		c[set] = m
+		c.elems[set] = m
+	}
+	for _, p := range tb.picks {
+		c.picks[p]++
 	}
 	return c
 }
@@ -103,9 +128,33 @@ func partialOps(prev, snap *proxykit.Snapshot, cfg Config, f proxykit.Family, c 
 			dels = append(dels, op(DeleteSet, s.Name))
 		}
 	}
-	elemDels, elemAdds, ok := elementDeltas(t, old.contributions(), cur.contributions(), c)
+	oldC, curC := old.contributions(), cur.contributions()
+	elemDels, elemAdds, ok := elementDeltas(t, oldC, curC, c)
 	if !ok {
 		return nil, false
+	}
+	for _, set := range []string{mapBackends, mapNodePortBackends} {
+		del, add := slotDeltas(old.slots(set), cur.slots(set))
+		if len(del) > 0 {
+			elemDels = append(elemDels, Op{Kind: DeleteElements, Family: t.Family, Table: t.Name, Name: set, Elements: del})
+		}
+		if len(add) > 0 {
+			elemAdds = append(elemAdds, Op{Kind: AddElements, Family: t.Family, Table: t.Name, Name: set, Elements: add})
+		}
+	}
+	for _, pc := range pickDeltas(cur, old.picks, c) {
+		if pc.add {
+			o := op(AddChain, pc.chain.Name)
+			o.Chain = pc.chain
+			adds = append(adds, o)
+			for _, r := range pc.chain.Rules {
+				o := op(AddRule, pc.chain.Name)
+				o.Rule = r
+				rules = append(rules, o)
+			}
+			continue
+		}
+		dels = append(dels, op(FlushChain, pc.chain.Name), op(DeleteChain, pc.chain.Name))
 	}
 	ops := append(adds, flushes...)
 	ops = append(ops, elemDels...)
@@ -114,12 +163,48 @@ func partialOps(prev, snap *proxykit.Snapshot, cfg Config, f proxykit.Family, c 
 	return append(ops, dels...), true
 }
 
+// pickChange is a pick chain that a partial sync adds or deletes.
+type pickChange struct {
+	chain *Chain
+	add   bool
+}
+
+// pickDeltas moves the claims on pick chains from the old ports' to
+// cur's, and returns the pick chains that come into use or go out of it,
+// by name.
+func pickDeltas(cur *tableBuilder, old []pick, c claims) []pickChange {
+	before := map[pick]int{}
+	touch := func(p pick, by int) {
+		if _, ok := before[p]; !ok {
+			before[p] = c.picks[p]
+		}
+		c.picks[p] += by
+	}
+	for _, p := range old {
+		touch(p, -1)
+	}
+	for _, p := range cur.picks {
+		touch(p, +1)
+	}
+	var out []pickChange
+	for p, was := range before {
+		now := c.picks[p]
+		if now == 0 {
+			delete(c.picks, p)
+		}
+		if (was == 0) != (now == 0) {
+			out = append(out, pickChange{chain: cur.pickChain(p), add: now > 0})
+		}
+	}
+	slices.SortFunc(out, func(a, b pickChange) int { return compareNames(a.chain.Name, b.chain.Name) })
+	return out
+}
+
 // elementDeltas moves the claims of the changed ports from old to cur and
 // returns the element deletions and additions that follow.
 func elementDeltas(t *Table, old, cur map[string][]Element, c claims) (dels, adds []Op, ok bool) {
-	for _, set := range []string{mapServiceIPs, mapServiceNodePorts, mapNoEndpointIPs, mapNoEndpointNPs,
-		mapFirewallIPs, setClusterIPs, setHairpin} {
-		counts := c[set]
+	for _, set := range sharedSets {
+		counts := c.elems[set]
 		was := map[elementKey]Element{}
 		for _, e := range old[set] {
 			if counts[e.key()] > 1 {
@@ -160,10 +245,30 @@ func elementDeltas(t *Table, old, cur map[string][]Element, c claims) (dels, add
 	return dels, adds, true
 }
 
-func (c claims) clone() claims {
-	out := make(claims, len(c))
-	for set, m := range c {
-		out[set] = maps.Clone(m)
+// slotDeltas returns the backends elements to delete and to add to move
+// from old to cur: those whose key went away or whose endpoint changed,
+// and those that are new or changed. The frontends' claims ensure that no
+// other port holds these keys.
+func slotDeltas(old, cur []Element) (del, add []Element) {
+	was := make(map[elementKey]netip.AddrPort, len(old))
+	for _, e := range old {
+		was[e.key()] = e.To
 	}
-	return out
+	for _, e := range cur {
+		to, had := was[e.key()]
+		delete(was, e.key())
+		if had && to == e.To {
+			continue
+		}
+		if had {
+			del = append(del, e)
+		}
+		add = append(add, e)
+	}
+	for _, e := range old {
+		if _, gone := was[e.key()]; gone {
+			del = append(del, e)
+		}
+	}
+	return del, add
 }

@@ -32,6 +32,13 @@ func render(snap *proxykit.Snapshot, cfg Config) (*Ruleset, [2]*tableBuilder, er
 	rs := &Ruleset{}
 	for i, f := range proxykit.Families {
 		tb := newTableBuilder(cfg, snap.Node(), f, snap.Family(f).Len())
+		// Room for a slot per endpoint of each ClusterIP: weights of 1 and
+		// no topology filter, the common case, need exactly that.
+		eps := 0
+		for ps := range snap.Family(f).Ports() {
+			eps += len(ps.Endpoints.All)
+		}
+		tb.serviceIPs[0].slots = make([]Element, 0, eps)
 		for ps := range snap.Family(f).Ports() {
 			tb.port(ps)
 		}
@@ -52,21 +59,23 @@ type tableBuilder struct {
 	// serviceIPs by frontend kind: ClusterIPs, ExternalIPs, LB IPs. When
 	// two ports claim one key, the first kind wins, then the first port,
 	// as in proxykit.Explain.
-	serviceIPs                [3][]Element
-	nodePorts                 []Element
+	serviceIPs                [3]frontends
+	nodePorts                 frontends
 	noEndpointIPs, noEndpoint []Element // by address, by node port
 	firewallIPs, clusterIPs   []Element
 	hairpin                   []netip.Addr // local endpoints, may repeat
+	picks                     []pick       // the pick chains used, may repeat
 	chains                    []*Chain
 	sets                      []*Set
 }
 
 func newTableBuilder(cfg Config, node proxykit.Node, f proxykit.Family, ports int) *tableBuilder {
 	tb := &tableBuilder{fam: IPv4, addrType: "ipv4_addr", cfg: cfg, node: node, pf: f}
-	// One ClusterIP element and at least one chain per port.
-	tb.serviceIPs[0] = make([]Element, 0, ports)
+	// One ClusterIP frontend per port.
+	tb.serviceIPs[0].keys = make([]Element, 0, ports)
+	tb.serviceIPs[0].spans = make([]span, 0, ports)
 	tb.clusterIPs = make([]Element, 0, ports)
-	tb.chains = make([]*Chain, 0, ports)
+	tb.picks = make([]pick, 0, ports)
 	if f == proxykit.IPv6 {
 		tb.fam, tb.addrType = IPv6, "ipv6_addr"
 	}
@@ -77,24 +86,34 @@ func (tb *tableBuilder) addChain(name string, rules ...Rule) {
 	tb.chains = append(tb.chains, &Chain{Name: name, Rules: rules})
 }
 
-// port adds the objects of one service port (SEMANTICS §2–§7).
+// port adds the objects of one service port (SEMANTICS §2–§7), in map
+// mode when it can (see mapped.go), else with chains of its own.
 func (tb *tableBuilder) port(ps *proxykit.PortState) {
-	n := namesOf(ps.Name)
 	sp := ps.Port
 	internal := ps.Endpoints.Cluster
 	if sp.InternalTrafficPolicy == servicemap.Local {
 		internal = ps.Endpoints.Local
 	}
-	svc := n.chain("svc")
-	tb.addChain(svc, append([]Rule{tb.masqueradeInternal()}, tb.dispatch(n, sp, internal)...)...)
 	key := Element{Addr: ps.ClusterIP, Proto: sp.Protocol, Port: sp.Port}
-	tb.serviceIPs[0] = append(tb.serviceIPs[0], withVerdict(key, Goto(svc)))
+	isMapped := mapped(ps, internal)
+	var n portNames // the names of the port's own chains, if it has any
+	if !isMapped || ps.Firewalled {
+		n = namesOf(ps.Name)
+	}
+	switch {
+	case isMapped && len(internal) > 0:
+		tb.addMapped(&tb.serviceIPs[0], key, pickInternal, internal)
+	case !isMapped:
+		svc := n.chain("svc")
+		tb.addChain(svc, append([]Rule{tb.masqueradeInternal()}, tb.dispatch(n, sp, internal)...)...)
+		tb.serviceIPs[0].add(withVerdict(key, Goto(svc)))
+	}
 	tb.clusterIPs = append(tb.clusterIPs, Element{Addr: ps.ClusterIP})
 	if len(internal) == 0 {
 		tb.noEndpointIPs = append(tb.noEndpointIPs, withVerdict(key, Goto(chainReject)))
 	}
 	if sp.ExternallyAccessible() {
-		tb.external(ps, n)
+		tb.external(ps, n, isMapped)
 	}
 	if sp.Affinity.ClientIP {
 		tb.endpointChains(ps, n)
@@ -126,24 +145,37 @@ func (tb *tableBuilder) masqueradeInternal() Rule {
 	return Rule{SaddrInSet{Set: setClusterCIDRs, Negate: true}, tb.markMasq()}
 }
 
-// external adds the external frontends of a port and its ext chain
-// (SEMANTICS §2, §5, §6, §7).
-func (tb *tableBuilder) external(ps *proxykit.PortState, n portNames) {
+// external adds the external frontends of a port, and in chain mode its
+// ext chain (SEMANTICS §2, §5, §6, §7).
+func (tb *tableBuilder) external(ps *proxykit.PortState, n portNames, isMapped bool) {
 	sp := ps.Port
-	ext := n.chain("ext")
 	set := ps.Endpoints.Cluster
 	noEndpoint := Goto(chainReject)
-	var rules []Rule
 	if sp.ExternalTrafficPolicy == servicemap.Local {
 		set, noEndpoint = ps.Endpoints.Local, Goto(chainExternalDrop)
-		rules = tb.shortCircuit(ps, n)
-	} else {
-		rules = []Rule{{tb.markMasq()}}
 	}
-	tb.addChain(ext, append(rules, tb.dispatch(n, sp, set)...)...)
+	// to adds key to fs, if there is anything to DNAT to.
+	var to func(fs *frontends, key Element, kind string)
+	if isMapped {
+		to = func(fs *frontends, key Element, kind string) {
+			if len(set) > 0 {
+				tb.addMapped(fs, key, kind, set)
+			}
+		}
+	} else {
+		ext := n.chain("ext")
+		var rules []Rule
+		if sp.ExternalTrafficPolicy == servicemap.Local {
+			rules = tb.shortCircuit(ps, n)
+		} else {
+			rules = []Rule{{tb.markMasq()}}
+		}
+		tb.addChain(ext, append(rules, tb.dispatch(n, sp, set)...)...)
+		to = func(fs *frontends, key Element, _ string) { fs.add(withVerdict(key, Goto(ext))) }
+	}
 	add := func(kind int, addr netip.Addr) {
 		key := Element{Addr: addr, Proto: sp.Protocol, Port: sp.Port}
-		tb.serviceIPs[kind] = append(tb.serviceIPs[kind], withVerdict(key, Goto(ext)))
+		to(&tb.serviceIPs[kind], key, pickExternal)
 		if len(set) == 0 {
 			tb.noEndpointIPs = append(tb.noEndpointIPs, withVerdict(key, noEndpoint))
 		}
@@ -159,7 +191,7 @@ func (tb *tableBuilder) external(ps *proxykit.PortState, n portNames) {
 	}
 	if sp.NodePort != 0 {
 		key := Element{Proto: sp.Protocol, Port: sp.NodePort}
-		tb.nodePorts = append(tb.nodePorts, withVerdict(key, Goto(ext)))
+		to(&tb.nodePorts, key, pickNodePort)
 		if len(set) == 0 {
 			tb.noEndpoint = append(tb.noEndpoint, withVerdict(key, noEndpoint))
 		}
@@ -288,9 +320,8 @@ func (tb *tableBuilder) endpointChains(ps *proxykit.PortState, n portNames) {
 // compareElements orders elements by their key parts.
 func compareElements(a, b Element) int {
 	return cmp.Or(
-		a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()),
-		a.Addr.Compare(b.Addr), a.Addr2.Compare(b.Addr2),
-		cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port),
+		a.Addr.Compare(b.Addr), cmp.Compare(a.Bits, b.Bits), a.Addr2.Compare(b.Addr2),
+		cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Slot, b.Slot),
 	)
 }
 
@@ -300,11 +331,12 @@ type elementKey struct {
 	port        uint16
 	proto       byte
 	slotted     bool
+	bits        uint8
 	slot        uint32
 }
 
 func (e Element) key() elementKey {
-	k := elementKey{addr: e.Addr, addr2: e.Addr2, port: e.Port, slotted: e.Slotted, slot: e.Slot}
+	k := elementKey{addr: e.Addr, addr2: e.Addr2, port: e.Port, slotted: e.Slotted, slot: e.Slot, bits: e.Bits}
 	if e.Proto != "" {
 		k.proto = e.Proto[0] // T, U or S
 	}

@@ -135,30 +135,41 @@ func (s *Set) write(b *strings.Builder, fam Family) {
 }
 
 // Element is one element of a set or map: a key made of the parts that
-// are set, in the order prefix or address(es), protocol, port, slot, and
+// are set, in the order address(es) or prefix, protocol, port, slot, and
 // for a map a verdict or an address and port (To).
 type Element struct {
-	Prefix netip.Prefix // an interval set's key
-	Addr   netip.Addr
-	Addr2  netip.Addr // the second address of a pair key (hairpin)
-	Proto  servicemap.Protocol
-	Port   uint16
+	Addr  netip.Addr
+	Addr2 netip.Addr // the second address of a pair key (hairpin)
+	Proto servicemap.Protocol
+	Port  uint16
+	// IsPrefix makes the key the prefix Addr/Bits: an interval set's
+	// (see PrefixElement).
+	Bits     uint8
+	IsPrefix bool
 	// Slot, when Slotted, ends the key: a value of `numgen random mod n`.
-	Slot    uint32
 	Slotted bool
+	Slot    uint32
 	Verdict *Verdict
 	To      netip.AddrPort // the data of a DNAT map's element
 }
 
+// PrefixElement is the element of an interval set that holds p.
+func PrefixElement(p netip.Prefix) Element {
+	return Element{Addr: p.Addr(), Bits: uint8(p.Bits()), IsPrefix: true}
+}
+
+// prefix returns the prefix of an element that IsPrefix.
+func (e Element) prefix() netip.Prefix { return netip.PrefixFrom(e.Addr, int(e.Bits)) }
+
 func (e Element) String() string {
 	var parts []string
-	if e.Prefix.IsValid() {
-		parts = append(parts, prefixText(e.Prefix))
+	if e.IsPrefix {
+		parts = append(parts, prefixText(e.prefix()))
+	} else if e.Addr.IsValid() {
+		parts = append(parts, e.Addr.String())
 	}
-	for _, a := range []netip.Addr{e.Addr, e.Addr2} {
-		if a.IsValid() {
-			parts = append(parts, a.String())
-		}
+	if e.Addr2.IsValid() {
+		parts = append(parts, e.Addr2.String())
 	}
 	if e.Proto != "" {
 		parts = append(parts, protoName(e.Proto))

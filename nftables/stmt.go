@@ -197,3 +197,22 @@ func (Masquerade) text(Family) string { return "masquerade fully-random" }
 type Reject struct{}
 
 func (Reject) text(Family) string { return "reject" }
+
+// DnatMap destination-NATs to the endpoint that a map gives for the
+// packet's destination address (none for a NodePort), protocol, port and
+// a random slot in [0, Slots): `dnat ip to ip daddr . meta l4proto . th
+// dport . numgen random mod 3 map @backends`. An endpoint of weight w
+// holds w slots (SEMANTICS §3).
+type DnatMap struct {
+	Map      string
+	Slots    uint32
+	NodePort bool // the key has no address
+}
+
+func (s DnatMap) text(f Family) string {
+	key := f.addr() + " daddr . "
+	if s.NodePort {
+		key = ""
+	}
+	return fmt.Sprintf("dnat %s to %smeta l4proto . th dport . numgen random mod %d map @%s", f.addr(), key, s.Slots, s.Map)
+}

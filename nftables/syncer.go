@@ -70,6 +70,7 @@ func (s *Syncer) Sync(ctx context.Context, snap *proxykit.Snapshot) error {
 		if ops, next, ok := s.partial(snap); ok {
 			return s.run(ctx, snap, ops, next)
 		}
+		s.prev = nil // the claims moved part-way: only a full sync recounts them
 	}
 	rs, tbs, err := render(snap, s.cfg)
 	if err != nil {
@@ -84,14 +85,16 @@ func (s *Syncer) Sync(ctx context.Context, snap *proxykit.Snapshot) error {
 			return fmt.Errorf("nftables: list table %s %s: %w", t.Family, t.Name, err)
 		}
 		ops = append(ops, fullSyncOps(t, have)...)
-		cl[i] = claimsOf(tbs[i].contributions())
+		cl[i] = claimsOf(tbs[i])
 	}
 	return s.run(ctx, snap, ops, cl)
 }
 
 // partial returns the ops of a partial sync and the claims after it, or
-// false when a partial sync would not be exact. The Syncer's claims are
-// left as they are.
+// false when a partial sync would not be exact. It moves the Syncer's
+// claims in place, without a copy (they count every element of the
+// ruleset): when the partial sync is not exact, or fails, the next sync
+// is full and counts them afresh.
 func (s *Syncer) partial(snap *proxykit.Snapshot) ([]Op, [2]claims, bool) {
 	var next [2]claims
 	if !snap.Node().Equal(s.prev.Node()) {
@@ -99,7 +102,7 @@ func (s *Syncer) partial(snap *proxykit.Snapshot) ([]Op, [2]claims, bool) {
 	}
 	var ops []Op
 	for i, f := range proxykit.Families {
-		next[i] = s.claims[i].clone()
+		next[i] = s.claims[i]
 		fops, ok := partialOps(s.prev, snap, s.cfg, f, next[i])
 		if !ok {
 			return nil, next, false

@@ -17,7 +17,7 @@ func (tb *tableBuilder) table() *Table {
 	t.Sets = tb.fixedSets()
 	slices.SortFunc(t.Sets, func(a, b *Set) int { return compareNames(a.Name, b.Name) })
 	t.Sets = append(t.Sets, tb.sets...)
-	t.Chains = tb.fixedChains()
+	t.Chains = append(tb.fixedChains(), tb.pickChains()...)
 	slices.SortFunc(t.Chains, func(a, b *Chain) int { return compareNames(a.Name, b.Name) })
 	t.Chains = append(t.Chains, tb.chains...)
 	return t
@@ -35,7 +35,7 @@ func compareNames(a, b string) int {
 
 func (tb *tableBuilder) fixedSets() []*Set {
 	verdictMap := func(name, typ string, elems []Element) *Set {
-		return &Set{Name: name, Type: typ, Data: "verdict", Elements: unique(elems)}
+		return &Set{Name: name, Type: typ, Data: "verdict", Elements: elems}
 	}
 	addrProtoPort := tb.addrType + " . inet_proto . inet_service"
 	// A sorted copy: tb.hairpin keeps its repeats, which count as claims.
@@ -48,13 +48,19 @@ func (tb *tableBuilder) fixedSets() []*Set {
 	}
 	// ClusterIPs first, then ExternalIPs, then LB IPs: the first of equal
 	// keys wins, as in proxykit.Explain.
-	serviceIPs := slices.Concat(tb.serviceIPs[0], tb.serviceIPs[1], tb.serviceIPs[2])
+	serviceIPs, backends := winners(&tb.serviceIPs[0], &tb.serviceIPs[1], &tb.serviceIPs[2])
+	nodePorts, npBackends := winners(&tb.nodePorts)
+	fam := string(tb.fam)
 	sets := []*Set{
 		verdictMap(mapServiceIPs, addrProtoPort, serviceIPs),
-		verdictMap(mapServiceNodePorts, "inet_proto . inet_service", tb.nodePorts),
-		verdictMap(mapNoEndpointIPs, addrProtoPort, tb.noEndpointIPs),
-		verdictMap(mapNoEndpointNPs, "inet_proto . inet_service", tb.noEndpoint),
-		verdictMap(mapFirewallIPs, addrProtoPort, tb.firewallIPs),
+		verdictMap(mapServiceNodePorts, "inet_proto . inet_service", nodePorts),
+		{Name: mapBackends, Typeof: true, Elements: backends,
+			Type: fam + " daddr . meta l4proto . th dport . numgen random mod 1", Data: fam + " daddr . th dport"},
+		{Name: mapNodePortBackends, Typeof: true, Elements: npBackends,
+			Type: "meta l4proto . th dport . numgen random mod 1", Data: fam + " daddr . th dport"},
+		verdictMap(mapNoEndpointIPs, addrProtoPort, unique(tb.noEndpointIPs)),
+		verdictMap(mapNoEndpointNPs, "inet_proto . inet_service", unique(tb.noEndpoint)),
+		verdictMap(mapFirewallIPs, addrProtoPort, unique(tb.firewallIPs)),
 		{Name: setClusterIPs, Type: tb.addrType, Elements: unique(tb.clusterIPs)},
 		{Name: setHairpin, Type: tb.addrType + " . " + tb.addrType, Elements: hairpin},
 		tb.prefixSet(setClusterCIDRs, tb.cfg.ClusterCIDRs),
@@ -70,7 +76,7 @@ func (tb *tableBuilder) fixedSets() []*Set {
 func (tb *tableBuilder) prefixSet(name string, ps []netip.Prefix) *Set {
 	s := &Set{Name: name, Type: tb.addrType, Interval: true}
 	for _, p := range minimalPrefixes(ofFamily(ps, tb.pf)) {
-		s.Elements = append(s.Elements, Element{Prefix: p})
+		s.Elements = append(s.Elements, PrefixElement(p))
 	}
 	return s
 }
@@ -120,6 +126,19 @@ func unique(es []Element) []Element {
 		if _, dup := seen[k]; !dup {
 			seen[k] = struct{}{}
 			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// pickChains returns the pick chains in use, once each.
+func (tb *tableBuilder) pickChains() []*Chain {
+	seen := map[pick]bool{}
+	var out []*Chain
+	for _, p := range tb.picks {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, tb.pickChain(p))
 		}
 	}
 	return out
