@@ -138,8 +138,8 @@ func TestConnAtomic(t *testing.T) {
 	}
 }
 
-// TestConnErrorNamesOp checks that the error of a failing op in the middle
-// of a batch names that op, and that nothing is applied.
+// TestConnErrorNamesOp checks that the error of a failing op deep in a
+// batch names that op, and that nothing is applied.
 func TestConnErrorNamesOp(t *testing.T) {
 	ns := newTestNS(t)
 	rs := renderScenario(t, "clusterip")
@@ -147,13 +147,15 @@ func TestConnErrorNamesOp(t *testing.T) {
 	tb := rs.Tables[0]
 	before := ns.list(t, IPv4, DefaultTable)
 	ops := []Op{tableOp(tb, FlushSet, mapServiceIPs)}
-	for i := range 20 {
+	// Thousands of ops, then the failing one: the kernel reports it by the
+	// sequence number of its message, however long the batch.
+	for i := range 6000 {
 		o := tableOp(tb, AddChain, fmt.Sprintf("extra-%d", i))
 		o.Chain = &Chain{Name: o.Name}
 		ops = append(ops, o)
 	}
 	busy := tableOp(tb, DeleteChain, chainServices) // has rules and references
-	ops = slices.Insert(ops, 7, busy)
+	ops = slices.Insert(ops, 5001, busy)
 	err := ns.conn.Run(testContext(t), ops)
 	if !errors.Is(err, ErrBusy) || !errors.Is(err, unix.EBUSY) {
 		t.Fatalf("Run = %v, want EBUSY", err)

@@ -29,6 +29,12 @@ var features = []feature{
 		m := &Set{Name: "m", Type: addrType(f) + " . inet_proto . inet_service", Data: "verdict"}
 		return withSet(probeChain(f, nil, Rule{VmapDaddrProtoPort{Map: "m"}}), m)
 	}},
+	{"DNAT to an address and port from a map keyed on numgen (Linux 5.8)", "nft_nat", func(f Family) []Op {
+		m := &Set{Name: "m", Typeof: true, Type: string(f) + " daddr . meta l4proto . th dport . numgen random mod 1",
+			Data: string(f) + " daddr . th dport"}
+		return withSet(probeChain(f, &Hook{Type: "nat", Hook: "prerouting", Priority: "dstnat"},
+			Rule{DnatMap{Map: "m", Slots: 2}}), m)
+	}},
 	{"dynamic sets with timeout", "nft_dynset", func(f Family) []Op {
 		d := &Set{Name: "s", Type: addrType(f), Dynamic: true, Size: 65535, Timeout: time.Hour}
 		return withSet(probeChain(f, nil, Rule{UpdateSaddr{Set: "s"}}), d)

@@ -114,22 +114,36 @@ func newSyncer(tp *netnstest.Topology) (*nftables.Syncer, error) {
 	return nftables.NewSyncer(demoConfig(tp), nftables.WithConn(conn))
 }
 
-// printRule shows the chain that picks the endpoint, as nft prints it.
+// printRule shows how the service is programmed, as nft prints it: its
+// frontends go to a pick chain, which DNATs through the backends map, a
+// slot per unit of weight.
 func printRule(out io.Writer, snap *proxykit.Snapshot, cfg nftables.Config) {
 	rs, err := nftables.Render(snap, cfg)
 	if err != nil {
 		return
 	}
-	for _, c := range rs.Tables[0].Chains {
-		if strings.HasPrefix(c.Name, "svc-") {
-			fmt.Fprintf(out, "the service's chain in table ip proxykit:\n%s\n", indent(rs.Tables[0], c.Name))
+	t := rs.Tables[0]
+	fmt.Fprintln(out, "the service in table ip proxykit:")
+	for _, s := range t.Sets {
+		if s.Name == "service-ips" || s.Name == "backends" {
+			fmt.Fprint(out, block(t, "map", s.Name))
 		}
 	}
+	for _, c := range t.Chains {
+		if strings.HasPrefix(c.Name, "pick-") {
+			fmt.Fprint(out, block(t, "chain", c.Name))
+		}
+	}
+	fmt.Fprintln(out)
 }
 
-func indent(t *nftables.Table, chain string) string {
+// block returns the text of one map or chain of t.
+func block(t *nftables.Table, kind, name string) string {
 	text := (&nftables.Ruleset{Tables: []*nftables.Table{t}}).String()
-	start := strings.Index(text, "\tchain "+chain+" {")
+	start := strings.Index(text, "\t"+kind+" "+name+" {")
+	if start < 0 {
+		return ""
+	}
 	end := strings.Index(text[start:], "\t}\n")
 	return text[start : start+end+3]
 }

@@ -34,6 +34,7 @@ func Scenarios() []Scenario {
 		perFamily("ExternalIP", "§2 external traffic", externalIPScenario),
 		perFamily("LoadBalancer source ranges", "§6 source ranges", sourceRanges),
 		perFamily("weights 1:3", "§3 weights", weighted),
+		perFamily("weights 100:201:300", "§3 weights", weightedMany),
 		perFamily("no endpoints", "§5 no endpoints", noEndpoints),
 		perFamily("eTP Local, local endpoints", "§2 eTP Local", externalLocalScenario),
 		perFamily("eTP Local, no local endpoints", "§5 eTP Local drop", externalLocalNoLocal),

@@ -55,6 +55,19 @@ func weighted(f int) Scenario {
 	}
 }
 
+// weightedMany: weights 100, 201 and 300 share no divisor, so a backend
+// that spreads by slots needs 601 of them; the spread is still exact
+// (16.6/33.4/49.9 %).
+func weightedMany(f int) Scenario {
+	svc := service("weighted-many", f, 39, []servicemap.Port{named("http", tcp(80))})
+	return Scenario{
+		Services: []*servicemap.Service{svc},
+		Slices: []*endpoints.Slice{slice(svc, f,
+			ep("pod-a", f, weight(100)), ep("pod-b", f, weight(201)), ep("pod-c", f, weight(300)))},
+		Probes: []Probe{forward("client", TCP, to(svc.ClusterIPs[0], 80), spreadCount)},
+	}
+}
+
 // noEndpoints: a service without endpoints rejects at once, on every
 // frontend with external policy Cluster, for TCP and UDP, whoever sends.
 func noEndpoints(f int) Scenario {
