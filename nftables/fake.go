@@ -298,6 +298,8 @@ func ruleRefs(r Rule) (chains, sets []string) {
 			sets = append(sets, s.Map)
 		case UpdateSaddr:
 			sets = append(sets, s.Set)
+		case DnatMap:
+			sets = append(sets, s.Map)
 		}
 	}
 	return chains, sets
