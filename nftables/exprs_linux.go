@@ -507,18 +507,23 @@ func intervalElements(rs []keyInterval) []nftables.SetElement {
 	return out
 }
 
-// elementKey encodes the key of a non-interval element: the parts that
-// are set, in the order address(es), protocol, port; in a concatenation
-// each part is padded to 4 bytes.
-func (fi famInfo) elementKey(e Element) ([]byte, error) {
-	var parts [][]byte
+// appendKey appends the key of a non-interval element to dst: the parts
+// that are set, in the order address(es), protocol, port, slot; in a
+// concatenation each part is padded to 4 bytes.
+func (fi famInfo) appendKey(dst []byte, e *Element) ([]byte, error) {
+	start, parts := len(dst), 0
+	pad := func() {
+		for (len(dst)-start)%4 != 0 {
+			dst = append(dst, 0)
+		}
+	}
 	for _, a := range []netip.Addr{e.Addr, e.Addr2} {
 		if a.IsValid() {
-			b, err := fi.addr(a)
-			if err != nil {
+			var err error
+			if dst, err = fi.appendAddr(dst, a); err != nil {
 				return nil, err
 			}
-			parts = append(parts, b)
+			parts++
 		}
 	}
 	if e.Proto != "" {
@@ -526,38 +531,64 @@ func (fi famInfo) elementKey(e Element) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		parts = append(parts, []byte{n})
+		dst = append(dst, n)
+		pad()
+		parts++
 	}
 	if e.Port != 0 {
-		parts = append(parts, binary.BigEndian.AppendUint16(nil, e.Port))
+		dst = binary.BigEndian.AppendUint16(dst, e.Port)
+		pad()
+		parts++
 	}
 	if e.Slotted {
 		// numgen leaves its number in host byte order.
-		parts = append(parts, binary.NativeEndian.AppendUint32(nil, e.Slot))
+		dst = binary.NativeEndian.AppendUint32(dst, e.Slot)
+		parts++
 	}
-	switch len(parts) {
+	switch parts {
 	case 0:
-		return nil, fmt.Errorf("element %q has no key", e)
+		return nil, fmt.Errorf("element %q has no key", e.String())
 	case 1:
-		return parts[0], nil
+		// A single part keeps its own length (a protocol, a port).
+		n := 0
+		switch {
+		case e.Proto != "":
+			n = 1
+		case e.Port != 0:
+			n = 2
+		}
+		if n > 0 {
+			dst = dst[:start+n]
+		}
 	}
-	var key []byte
-	for _, p := range parts {
-		key = append(key, p...)
-		key = append(key, make([]byte, (4-len(p)%4)%4)...)
+	return dst, nil
+}
+
+// appendAddr appends the bytes of a, which must be of the family.
+func (fi famInfo) appendAddr(dst []byte, a netip.Addr) ([]byte, error) {
+	switch {
+	case fi.fam == IPv4 && a.Is4():
+		b := a.As4()
+		return append(dst, b[:]...), nil
+	case fi.fam == IPv6 && a.Is6() && !a.Is4In6() && a.Zone() == "":
+		b := a.As16()
+		return append(dst, b[:]...), nil
 	}
-	return key, nil
+	return nil, fmt.Errorf("address %v is not a plain %s address", a, fi.fam)
 }
 
 // setElements encodes elements of a named set: prefixes as intervals,
 // other keys directly, with their verdicts unless keysOnly.
 func (fi famInfo) setElements(es []Element, keysOnly bool) ([]nftables.SetElement, error) {
-	var out []nftables.SetElement
+	out := make([]nftables.SetElement, 0, len(es))
+	// Keys and data in one array each: no allocation per element.
+	var keys, data []byte
 	var ranges []keyInterval
-	for _, e := range es {
+	for i := range es {
+		e := &es[i]
 		if e.IsPrefix {
 			if e.Addr2.IsValid() || e.Proto != "" || e.Port != 0 || e.Slotted || e.Verdict != nil || e.To.IsValid() {
-				return nil, fmt.Errorf("element %q: a prefix cannot be part of a concatenation or a map key", e)
+				return nil, fmt.Errorf("element %q: a prefix cannot be part of a concatenation or a map key", e.String())
 			}
 			r, err := fi.prefixInterval(e.prefix())
 			if err != nil {
@@ -566,23 +597,31 @@ func (fi famInfo) setElements(es []Element, keysOnly bool) ([]nftables.SetElemen
 			ranges = append(ranges, r)
 			continue
 		}
-		key, err := fi.elementKey(e)
-		if err != nil {
+		if keys == nil {
+			keys = make([]byte, 0, len(es)*48)
+		}
+		n := len(keys)
+		var err error
+		if keys, err = fi.appendKey(keys, e); err != nil {
 			return nil, err
 		}
-		se := nftables.SetElement{Key: key}
+		se := nftables.SetElement{Key: keys[n:len(keys):len(keys)]}
 		if e.Verdict != nil && !keysOnly {
 			if se.VerdictData, err = verdictExpr(*e.Verdict); err != nil {
-				return nil, fmt.Errorf("element %q: %w", e, err)
+				return nil, fmt.Errorf("element %q: %w", e.String(), err)
 			}
 		}
 		if e.To.IsValid() && !keysOnly {
-			// addr . port: the port padded to a register.
-			a, err := fi.addr(e.To.Addr())
-			if err != nil {
-				return nil, fmt.Errorf("element %q: %w", e, err)
+			if data == nil {
+				data = make([]byte, 0, len(es)*20)
 			}
-			se.Val = append(binary.BigEndian.AppendUint16(a, e.To.Port()), 0, 0)
+			// addr . port: the port padded to a register.
+			n := len(data)
+			if data, err = fi.appendAddr(data, e.To.Addr()); err != nil {
+				return nil, fmt.Errorf("element %q: %w", e.String(), err)
+			}
+			data = append(binary.BigEndian.AppendUint16(data, e.To.Port()), 0, 0)
+			se.Val = data[n:len(data):len(data)]
 		}
 		out = append(out, se)
 	}
