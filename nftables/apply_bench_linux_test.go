@@ -6,7 +6,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +35,35 @@ func BenchmarkColdApply(b *testing.B) {
 				b.StartTimer()
 				if err := s.Sync(context.Background(), snap); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNftFloor is the physical floor of a cold apply: `nft -f` of
+// the rendered text into an empty network namespace, for the sizes of
+// BenchmarkColdApply. The nft binary parses and evaluates the text, then
+// sends its own batch; the kernel's share is the same as ours.
+func BenchmarkNftFloor(b *testing.B) {
+	newTestNS(b) // root and nft, or skip
+	for _, size := range []struct{ n, eps int }{{1000, 2}, {10000, 2}, {30000, 10}} {
+		b.Run(fmt.Sprintf("%dx%d", size.n, size.eps), func(b *testing.B) {
+			svcs, slices := benchCluster(size.n, size.eps)
+			snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rs, err := Render(snap, testConfig)
+			if err != nil {
+				b.Fatal(err)
+			}
+			text := rs.String()
+			for b.Loop() {
+				cmd := exec.Command("unshare", "-n", "nft", "-f", "-")
+				cmd.Stdin = strings.NewReader(text)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("nft -f: %v\n%s", err, out)
 				}
 			}
 		})
