@@ -20,11 +20,7 @@ import (
 func BenchmarkColdApply(b *testing.B) {
 	for _, size := range []struct{ n, eps int }{{1000, 2}, {10000, 2}, {30000, 10}} {
 		b.Run(fmt.Sprintf("%dx%d", size.n, size.eps), func(b *testing.B) {
-			svcs, slices := benchCluster(size.n, size.eps)
-			snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
-			if err != nil {
-				b.Fatal(err)
-			}
+			snap := benchSnapshot(b, size.n, size.eps)
 			for b.Loop() {
 				b.StopTimer()
 				ns := newTestNS(b)
@@ -49,11 +45,7 @@ func BenchmarkNftFloor(b *testing.B) {
 	newTestNS(b) // root and nft, or skip
 	for _, size := range []struct{ n, eps int }{{1000, 2}, {10000, 2}, {30000, 10}} {
 		b.Run(fmt.Sprintf("%dx%d", size.n, size.eps), func(b *testing.B) {
-			svcs, slices := benchCluster(size.n, size.eps)
-			snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
-			if err != nil {
-				b.Fatal(err)
-			}
+			snap := benchSnapshot(b, size.n, size.eps)
 			rs, err := Render(snap, testConfig)
 			if err != nil {
 				b.Fatal(err)

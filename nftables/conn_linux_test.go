@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/proxykit/proxykit"
 )
 
 // program runs the full ops of rs in ns.
@@ -40,28 +39,6 @@ func (ns *testNS) checkTable(t *testing.T, tb *Table) {
 // tableOp is an op on tb.
 func tableOp(tb *Table, k OpKind, name string) Op {
 	return Op{Kind: k, Family: tb.Family, Table: tb.Name, Name: name}
-}
-
-func findSet(t *testing.T, tb *Table, name string) *Set {
-	t.Helper()
-	for _, s := range tb.Sets {
-		if s.Name == name {
-			return s
-		}
-	}
-	t.Fatalf("no set %q", name)
-	return nil
-}
-
-func findChain(t *testing.T, tb *Table, name string) *Chain {
-	t.Helper()
-	for _, c := range tb.Chains {
-		if c.Name == name {
-			return c
-		}
-	}
-	t.Fatalf("no chain %q", name)
-	return nil
 }
 
 // TestConnIdempotentAdds runs the full ops twice: adds of existing tables,
@@ -342,12 +319,7 @@ func TestTranslateError(t *testing.T) {
 // they are split over several messages.
 func TestConnLargeBatch(t *testing.T) {
 	ns := newTestNS(t)
-	svcs, slices := benchCluster(1000, 10)
-	snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := Render(snap, testConfig)
+	rs, err := Render(benchSnapshot(t, 1000, 10), testConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,13 +57,13 @@ func TestMapModeSlots(t *testing.T) {
 		"10.96.0.1 . tcp . 80 . 4 : 10.244.2.3 . 8080",
 		"10.96.0.1 . tcp . 80 . 5 : 10.244.2.3 . 8080",
 	}
-	if got := elementStrings(setOf(t, tb, mapBackends)); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := elementStrings(findSet(t, tb, mapBackends)); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("backends:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got := elementStrings(setOf(t, tb, mapServiceIPs)); len(got) != 1 || got[0] != "10.96.0.1 . tcp . 80 : goto pick-int-6" {
+	if got := elementStrings(findSet(t, tb, mapServiceIPs)); len(got) != 1 || got[0] != "10.96.0.1 . tcp . 80 : goto pick-int-6" {
 		t.Errorf("service-ips = %q", got)
 	}
-	pick := chainOf(t, tb, "pick-int-6")
+	pick := findChain(t, tb, "pick-int-6")
 	if got := pick.Rules[1].text(IPv4); got != "dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 6 map @backends" {
 		t.Errorf("pick-int-6 DNAT: %s", got)
 	}
@@ -109,7 +109,7 @@ func TestMapModeChoice(t *testing.T) {
 					own++
 				}
 			}
-			verdicts := strings.Join(elementStrings(setOf(t, tb, mapServiceIPs)), " ")
+			verdicts := strings.Join(elementStrings(findSet(t, tb, mapServiceIPs)), " ")
 			if tc.mapped && (own != 0 || !strings.Contains(verdicts, "goto pick-int-")) {
 				t.Errorf("want map mode; chains of its own: %d, service-ips: %s", own, verdicts)
 			}
@@ -132,7 +132,7 @@ func TestMapModeSharedFrontend(t *testing.T) {
 		slice("a", http, ep("10.244.2.1", "node-b", 1)),
 		slice("b", http, ep("10.244.2.2", "node-b", 1), ep("10.244.2.3", "node-b", 1)),
 	})
-	got := strings.Join(elementStrings(setOf(t, tb, mapBackends)), "\n")
+	got := strings.Join(elementStrings(findSet(t, tb, mapBackends)), "\n")
 	want := strings.Join([]string{
 		"10.96.0.1 . tcp . 80 . 0 : 10.244.2.1 . 8080",
 		"10.96.0.2 . tcp . 80 . 0 : 10.244.2.2 . 8080",
@@ -156,25 +156,25 @@ func renderTable(t *testing.T, cfg Config, svcs []*servicemap.Service, slices []
 	return rs.Tables[0]
 }
 
-func setOf(t *testing.T, tb *Table, name string) *Set {
+func findSet(t *testing.T, tb *Table, name string) *Set {
 	t.Helper()
 	for _, s := range tb.Sets {
 		if s.Name == name {
 			return s
 		}
 	}
-	t.Fatalf("no set %s", name)
+	t.Fatalf("no set %q", name)
 	return nil
 }
 
-func chainOf(t *testing.T, tb *Table, name string) *Chain {
+func findChain(t *testing.T, tb *Table, name string) *Chain {
 	t.Helper()
 	for _, c := range tb.Chains {
 		if c.Name == name {
 			return c
 		}
 	}
-	t.Fatalf("no chain %s", name)
+	t.Fatalf("no chain %q", name)
 	return nil
 }
 

@@ -32,16 +32,23 @@ func benchCluster(n, eps int) ([]*servicemap.Service, []*endpoints.Slice) {
 	return svcs, slices
 }
 
+// benchSnapshot is a full snapshot of benchCluster(n, eps) on node-0.
+func benchSnapshot(tb testing.TB, n, eps int) *proxykit.Snapshot {
+	tb.Helper()
+	svcs, slices := benchCluster(n, eps)
+	snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return snap
+}
+
 // BenchmarkRender renders (and prints, as the apply step and nft -f need)
 // n services × 10 endpoints.
 func BenchmarkRender(b *testing.B) {
 	for _, n := range []int{1000, 10000, 30000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			svcs, slices := benchCluster(n, 10)
-			snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
-			if err != nil {
-				b.Fatal(err)
-			}
+			snap := benchSnapshot(b, n, 10)
 			b.ReportAllocs()
 			for b.Loop() {
 				rs, err := Render(snap, testConfig)
