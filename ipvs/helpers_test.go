@@ -1,0 +1,117 @@
+package ipvs
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/affinity"
+	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/servicemap"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var (
+	testNode = proxykit.Node{Name: "node-a", Zone: "zone-1", Addresses: []netip.Addr{
+		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8:c::1"),
+	}}
+	testConfig = Config{
+		ClusterCIDRs:  []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")},
+		LocalPodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:244:1::/64")},
+	}
+)
+
+func addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
+}
+
+func ep(addr, node string, w uint16) endpoints.Endpoint {
+	return endpoints.Endpoint{Addr: netip.MustParseAddr(addr), Ready: true, Serving: true, NodeName: node, Weight: w}
+}
+
+func slice(svc string, port endpoints.Port, eps ...endpoints.Endpoint) *endpoints.Slice {
+	return &endpoints.Slice{Namespace: "ns", Service: svc, Name: svc + "-1", Ports: []endpoints.Port{port}, Endpoints: eps}
+}
+
+func snapshot(t testing.TB, svcs []*servicemap.Service, slices []*endpoints.Slice) *proxykit.Snapshot {
+	t.Helper()
+	snap, err := proxykit.NewSnapshot(testNode, svcs, slices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+type scenario struct {
+	cfg    Config
+	svcs   []*servicemap.Service
+	slices []*endpoints.Slice
+}
+
+// goldenScenarios are representative snapshots; each plans to
+// testdata/<name>.ipvs and its companion rules to testdata/<name>.nft.
+func goldenScenarios() map[string]scenario {
+	http := endpoints.Port{Name: "http", Protocol: servicemap.TCP, Port: 8080}
+	dns := endpoints.Port{Name: "dns", Protocol: servicemap.UDP, Port: 53}
+	web := &servicemap.Service{Namespace: "ns", Name: "web", ClusterIPs: addrs("10.96.0.10"),
+		Ports: []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80}}, Scheduler: "wrr"}
+	kdns := &servicemap.Service{Namespace: "ns", Name: "dns", ClusterIPs: addrs("10.96.0.53"),
+		Ports: []servicemap.Port{{Name: "dns", Protocol: servicemap.UDP, Port: 53}}}
+	empty := &servicemap.Service{Namespace: "ns", Name: "empty", ClusterIPs: addrs("10.96.0.99"),
+		Ports: []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80}}}
+	lb := &servicemap.Service{Namespace: "ns", Name: "lb", Type: servicemap.LoadBalancer, ClusterIPs: addrs("10.96.1.1", "fd00:96::1"),
+		Ports:           []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80, NodePort: 30080}},
+		ExternalIPs:     addrs("192.0.2.50"),
+		LoadBalancerIPs: addrs("203.0.113.7", "2001:db8:7::7"),
+		LoadBalancerSourceRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"),
+			netip.MustParsePrefix("203.0.113.128/25")},
+		ExternalTrafficPolicy: servicemap.Local, HealthCheckNodePort: 32000, Scheduler: "sh"}
+	sticky := &servicemap.Service{Namespace: "ns", Name: "sticky", ClusterIPs: addrs("10.96.2.1"),
+		Ports:    []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80}},
+		Affinity: affinity.Config{ClientIP: true, Timeout: 30 * time.Minute}}
+	slices := []*endpoints.Slice{
+		slice("web", http, ep("10.244.1.10", "node-a", 3), ep("10.244.2.10", "node-b", 1)),
+		slice("dns", dns, ep("10.244.1.11", "node-a", 0), ep("10.244.2.11", "node-b", 0)),
+		slice("lb", http, ep("10.244.1.12", "node-a", 0), ep("10.244.2.12", "node-b", 0),
+			ep("fd00:244:2::12", "node-b", 0)),
+		slice("sticky", http, ep("10.244.2.13", "node-b", 0)),
+	}
+	flagged := testConfig
+	flagged.SchedulerFlags = []string{"sh-fallback", "sh-port", "mh-port"}
+	flagged.Scheduler = "wlc"
+	flagged.MasqueradeAll = true
+	return map[string]scenario{
+		"clusterip": {testConfig, []*servicemap.Service{web, kdns, empty}, slices},
+		"external":  {testConfig, []*servicemap.Service{lb}, slices},
+		"affinity":  {testConfig, []*servicemap.Service{sticky}, slices},
+		"flags":     {flagged, []*servicemap.Service{web, lb, empty}, slices},
+	}
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (-want +got):\n-%s\n+%s", path, want, got)
+	}
+}
