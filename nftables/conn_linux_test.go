@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
 )
 
 // program runs the full ops of rs in ns.
