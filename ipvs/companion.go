@@ -63,15 +63,23 @@ func Rules(snap *proxykit.Snapshot, cfg Config) (*nftables.Ruleset, error) {
 }
 
 func rules(snap *proxykit.Snapshot, cfg Config) *nftables.Ruleset {
+	rs, _ := rulesAndClaims(snap, cfg)
+	return rs
+}
+
+// rulesAndClaims returns the companion rules of snap and their claims.
+func rulesAndClaims(snap *proxykit.Snapshot, cfg Config) (*nftables.Ruleset, *ruleClaims) {
 	rs := &nftables.Ruleset{}
-	for _, f := range proxykit.Families {
+	cl := &ruleClaims{}
+	for i, f := range proxykit.Families {
 		rb := newRuleBuilder(cfg, snap.Node(), f)
 		for ps := range snap.Family(f).Ports() {
 			rb.port(ps)
 		}
 		rs.Tables = append(rs.Tables, rb.table())
+		cl.fam[i] = rb.claims()
 	}
-	return rs
+	return rs, cl
 }
 
 // ruleBuilder collects one family's companion table.
@@ -89,19 +97,27 @@ type ruleBuilder struct {
 }
 
 // elements keeps the first element of each key, as the first claim of a
-// frontend wins in Plan.
+// frontend wins in Plan, and counts the claims of each key.
 type elements struct {
 	list []nftables.Element
-	seen map[string]bool
+	seen map[mapKey]int
+}
+
+// mapKey is the key of a map element: address (none for NodePorts),
+// protocol and port.
+type mapKey struct {
+	addr  netip.Addr
+	proto servicemap.Protocol
+	port  uint16
 }
 
 func (es *elements) add(e nftables.Element) {
 	if es.seen == nil {
-		es.seen = map[string]bool{}
+		es.seen = map[mapKey]int{}
 	}
-	k := e.Addr.String() + "/" + string(e.Proto) + "/" + itoa(int(e.Port))
-	if !es.seen[k] {
-		es.seen[k] = true
+	k := mapKey{e.Addr, e.Proto, e.Port}
+	es.seen[k]++
+	if es.seen[k] == 1 {
 		es.list = append(es.list, e)
 	}
 }
@@ -241,98 +257,42 @@ func minimal(ps []netip.Prefix) []netip.Prefix {
 	return out
 }
 
-// syncRules applies the companion rules: on a full sync, or when their
-// chains changed, by replacing the tables; else by adding and deleting
-// the set elements that changed, so that a sync's cost follows the change.
+// syncRules applies the companion rules: on a full sync by replacing
+// the tables; on a partial one by rendering only snap.Changed() ports of
+// the previous snapshot and of snap, and sending their firewall chains
+// and the map and set elements whose claims start, end or change, so
+// that a sync's cost follows the change. A key that a changed port
+// shares with one that did not change makes the rules' sync full.
 func (s *Syncer) syncRules(ctx context.Context, snap *proxykit.Snapshot, full bool, errs *errList) {
-	rs := rules(snap, s.cfg)
-	shape := shapeOf(rs)
 	prev := s.rules
 	s.rules = nil
-	var ops []nftables.Op
-	if !full && prev != nil && prev.shape == shape {
-		ops = elementOps(prev.rs, rs)
-		if len(ops) == 0 {
-			s.rules = &applied{rs: rs, shape: shape}
+	if !full && prev != nil {
+		if ops, ok := partialRuleOps(s.prev, snap, s.cfg, prev); ok {
+			if len(ops) > 0 {
+				if err := s.nft.Run(ctx, ops); err != nil {
+					errs.add(&OpError{Op: "apply companion rules in table", Object: s.cfg.Table, Err: err})
+					return
+				}
+			}
+			s.rules = prev
 			return
 		}
-	} else {
-		for _, t := range rs.Tables {
-			have, err := s.nft.List(ctx, t.Family, t.Name)
-			if err != nil {
-				errs.add(&OpError{Op: "list table", Object: string(t.Family) + " " + t.Name, Err: err})
-				return
-			}
-			ops = append(ops, replaceOps(t, have.Exists)...)
+	}
+	rs, cl := rulesAndClaims(snap, s.cfg)
+	var ops []nftables.Op
+	for _, t := range rs.Tables {
+		have, err := s.nft.List(ctx, t.Family, t.Name)
+		if err != nil {
+			errs.add(&OpError{Op: "list table", Object: string(t.Family) + " " + t.Name, Err: err})
+			return
 		}
+		ops = append(ops, replaceOps(t, have.Exists)...)
 	}
 	if err := s.nft.Run(ctx, ops); err != nil {
 		errs.add(&OpError{Op: "apply companion rules in table", Object: s.cfg.Table, Err: err})
 		return
 	}
-	s.rules = &applied{rs: rs, shape: shape}
-}
-
-// applied is the companion ruleset last applied, and its shape.
-type applied struct {
-	rs    *nftables.Ruleset
-	shape string
-}
-
-// shapeOf is the ruleset's text without set elements: equal shapes differ
-// in elements only.
-func shapeOf(rs *nftables.Ruleset) string {
-	bare := &nftables.Ruleset{}
-	for _, t := range rs.Tables {
-		bt := *t
-		bt.Sets = make([]*nftables.Set, len(t.Sets))
-		for i, set := range t.Sets {
-			bs := *set
-			bs.Elements = nil
-			bt.Sets[i] = &bs
-		}
-		bare.Tables = append(bare.Tables, &bt)
-	}
-	return bare.String()
-}
-
-// elementOps returns the element deletions, then additions, that turn
-// the sets of prev into those of next (same shape).
-func elementOps(prev, next *nftables.Ruleset) []nftables.Op {
-	var dels, adds []nftables.Op
-	for ti, t := range next.Tables {
-		for si, set := range t.Sets {
-			old := prev.Tables[ti].Sets[si].Elements
-			have := make(map[elemKey]bool, len(old))
-			for _, e := range old {
-				have[keyOf(e)] = true
-			}
-			want := make(map[elemKey]bool, len(set.Elements))
-			var add, del []nftables.Element
-			for _, e := range set.Elements {
-				k := keyOf(e)
-				want[k] = true
-				if !have[k] {
-					add = append(add, e)
-				}
-			}
-			for _, e := range old {
-				if !want[keyOf(e)] {
-					del = append(del, e)
-				}
-			}
-			op := nftables.Op{Family: t.Family, Table: t.Name, Name: set.Name}
-			if len(del) > 0 {
-				op.Kind, op.Elements = nftables.DeleteElements, del
-				dels = append(dels, op)
-			}
-			if len(add) > 0 {
-				op.Kind, op.Elements = nftables.AddElements, add
-				adds = append(adds, op)
-			}
-		}
-	}
-	return append(dels, adds...)
+	s.rules = cl
 }
 
 // elemKey is an element, key and data, as a comparable value.

@@ -32,12 +32,23 @@
 // Cluster set. No ipset. Masquerading IPVS traffic needs
 // net.ipv4.vs.conntrack=1, which every full sync sets (Sysctls).
 //
-// Reconcile: IPVS has no transactions. A full sync reads every virtual
-// server back and applies the difference; a partial sync reads back only
-// the virtual servers whose desired state changed, and those with
-// quiesced real servers. An error does not stop a sync part-way: the rest
-// is applied, the errors are returned (at most eight, then a count), and
-// the next sync is full and repairs what failed. The backend owns the
+// Reconcile: IPVS has no transactions. A full sync plans every port,
+// reads every virtual server back and applies the difference. A partial
+// sync (a snapshot that is not Full, after a successful sync on the same
+// node) costs in proportion to the change, not to the number of
+// services: it plans only snap.Changed() ports, in the previous snapshot
+// and in the new one, reads back only the virtual servers whose plan
+// differs between the two (the virtual server, then its real servers),
+// and adds or deletes the interface's addresses whose count of virtual
+// servers starts or ends; the companion rules get the element changes of
+// those ports, and their firewall chains, in one transaction. Claims
+// counted by the last full sync and moved by each partial one say which
+// keys the changed ports hold alone; when a changed port shares a
+// virtual server's key, or a companion map key, with a port that did not
+// change (the first claim wins, as in Plan), that sync is full instead.
+// An error does not stop a sync part-way: the rest is applied, the errors
+// are returned (at most eight, then a count), and the next sync is full
+// and repairs what failed. The backend owns the
 // virtual servers on addresses of its dummy interface (or that it is
 // about to add there) and those on the node's addresses with a port in
 // Config.NodePortMin..NodePortMax; it never touches any other.
@@ -46,8 +57,15 @@
 // set is deleted at once when it has no connections, else quiesced
 // (weight 0) and deleted by a later sync once ActiveConn+InactConn is 0 or
 // Config.GracePeriod (default 15 minutes) has passed. UDP and SCTP real
-// servers are deleted at once. Syncs must keep coming for the deletion to
-// happen (proxykit's Runner syncs periodically). After a restart, the
+// servers are deleted at once. The Syncer keeps the quiesced real servers
+// in memory, per virtual server: a full sync checks them as it reads
+// everything back; a partial sync reads back the real servers (with
+// their connection counts) of each virtual server that holds quiesced
+// ones and that it does not otherwise touch, and deletes those drained
+// or past their grace period, so its cost also grows with the number of
+// virtual servers waiting on connections, never with the number of
+// services. Syncs must keep coming for the deletion to happen (proxykit's
+// Runner syncs periodically). After a restart, the
 // weight-0 real servers that no endpoint asks for are found in the
 // read-back and stay quiesced; their grace period starts again at the
 // restart, the time the new Syncer first sees them, since the kernel does

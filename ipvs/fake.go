@@ -19,8 +19,9 @@ type Fake struct {
 	services map[Key]*fakeService
 	ifaces   map[string]map[netip.Addr]bool
 	sysctls  map[string]string
-	// ops counts the mutating operations, for FailAt.
+	// ops counts the mutating operations, for FailAt; reads the others.
 	ops    int
+	reads  int
 	failAt int
 	fault  func(op, object string) error
 }
@@ -63,6 +64,14 @@ func (f *Fake) Ops() int {
 	return f.ops
 }
 
+// Reads returns the number of read-back operations so far: Services,
+// Service, Reals and Addresses.
+func (f *Fake) Reads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
+}
+
 // SetConns sets a real server's connection counts, as traffic would.
 func (f *Fake) SetConns(k Key, r netip.AddrPort, active, inactive int) error {
 	f.mu.Lock()
@@ -101,6 +110,7 @@ func (f *Fake) mutate(op, object string) error {
 func (f *Fake) Services(ctx context.Context) ([]VirtualServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	out := make([]VirtualServer, 0, len(f.services))
 	for _, s := range f.services {
 		out = append(out, s.v)
@@ -113,6 +123,7 @@ func (f *Fake) Services(ctx context.Context) ([]VirtualServer, error) {
 func (f *Fake) Service(ctx context.Context, k Key) (VirtualServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	s, ok := f.services[k]
 	if !ok {
 		return VirtualServer{}, &OpError{Op: "get service", Object: k.String(), Err: ErrNotFound}
@@ -172,6 +183,7 @@ func (f *Fake) DeleteService(ctx context.Context, k Key) error {
 func (f *Fake) Reals(ctx context.Context, k Key) ([]RealStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	s, ok := f.services[k]
 	if !ok {
 		return nil, &OpError{Op: "list real servers", Object: k.String(), Err: ErrNotFound}
@@ -255,6 +267,7 @@ func (f *Fake) EnsureInterface(ctx context.Context, name string) error {
 func (f *Fake) Addresses(ctx context.Context, name string) ([]netip.Addr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return slices.SortedFunc(maps.Keys(f.ifaces[name]), netip.Addr.Compare), nil
 }
 

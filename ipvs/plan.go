@@ -78,6 +78,11 @@ type State struct {
 	Services  []*VirtualServer
 	Addresses []netip.Addr
 	index     map[Key]*VirtualServer
+	// claims counts, per key, the frontends that asked for it (the
+	// winner and the losers); ifaceRefs counts, per address of the
+	// interface, the virtual servers on it. Partial syncs keep them.
+	claims    map[Key]int
+	ifaceRefs map[netip.Addr]int
 }
 
 // Get returns the virtual server of k.
@@ -139,14 +144,37 @@ func Plan(snap *proxykit.Snapshot, cfg Config) (*State, error) {
 
 // plan is Plan with cfg valid and defaulted.
 func plan(snap *proxykit.Snapshot, cfg Config) (*State, error) {
-	p := &planner{cfg: cfg, st: &State{index: map[Key]*VirtualServer{}}, addrs: map[netip.Addr]bool{}}
+	return planPorts(snap, cfg, nil, true)
+}
+
+// planPorts plans the ports of snap named in names (sorted), or every
+// port when all is set. Planning some ports gives the virtual servers
+// of the full plan for every key that only those ports claim: frontends
+// claim keys in the same order.
+func planPorts(snap *proxykit.Snapshot, cfg Config, names []servicemap.PortName, all bool) (*State, error) {
+	n := len(names)
+	if all {
+		n = snap.Family(proxykit.IPv4).Len() + snap.Family(proxykit.IPv6).Len()
+	}
+	st := &State{index: make(map[Key]*VirtualServer, n), claims: make(map[Key]int, n), ifaceRefs: make(map[netip.Addr]int, n)}
+	p := &planner{cfg: cfg, st: st}
 	bad := map[servicemap.ServiceName]bool{}
 	var errs []error
 	for _, f := range proxykit.Families {
 		fs := snap.Family(f)
 		nodeAddrs := p.nodePortAddrs(snap.Node(), f)
+		ports := fs.Ports()
+		if !all {
+			ports = func(yield func(*proxykit.PortState) bool) {
+				for _, n := range names {
+					if ps, ok := fs.Get(n); ok && !yield(ps) {
+						return
+					}
+				}
+			}
+		}
 		for _, kind := range []string{KindClusterIP, KindExternalIP, KindLBIP, KindNodePort} {
-			for ps := range fs.Ports() {
+			for ps := range ports {
 				sched := cmp.Or(ps.Port.Scheduler, cfg.Scheduler)
 				if err := ValidateScheduler(sched); err != nil {
 					if svc := ps.Name.Service(); !bad[svc] {
@@ -163,8 +191,8 @@ func plan(snap *proxykit.Snapshot, cfg Config) (*State, error) {
 		return nil, errors.Join(errs...)
 	}
 	slices.SortFunc(p.st.Services, func(a, b *VirtualServer) int { return a.Key.Compare(b.Key) })
-	p.st.Addresses = make([]netip.Addr, 0, len(p.addrs))
-	for a := range p.addrs {
+	p.st.Addresses = make([]netip.Addr, 0, len(p.st.ifaceRefs))
+	for a := range p.st.ifaceRefs {
 		p.st.Addresses = append(p.st.Addresses, a)
 	}
 	slices.SortFunc(p.st.Addresses, netip.Addr.Compare)
@@ -172,9 +200,8 @@ func plan(snap *proxykit.Snapshot, cfg Config) (*State, error) {
 }
 
 type planner struct {
-	cfg   Config
-	st    *State
-	addrs map[netip.Addr]bool
+	cfg Config
+	st  *State
 }
 
 // nodePortAddrs returns the node's addresses of family f that serve
@@ -228,6 +255,7 @@ func (p *planner) frontends(ps *proxykit.PortState, kind, sched string, nodeAddr
 // address on the dummy interface.
 func (p *planner) add(ps *proxykit.PortState, kind, sched string, addr netip.Addr, port uint16, eps []endpoints.Endpoint, onIface bool) {
 	k := Key{Addr: addr, Proto: ps.Port.Protocol, Port: port}
+	p.st.claims[k]++
 	if _, taken := p.st.index[k]; taken {
 		return
 	}
@@ -244,7 +272,7 @@ func (p *planner) add(ps *proxykit.PortState, kind, sched string, addr netip.Add
 	p.st.Services = append(p.st.Services, v)
 	p.st.index[k] = v
 	if onIface {
-		p.addrs[addr] = true
+		p.st.ifaceRefs[addr]++
 	}
 }
 

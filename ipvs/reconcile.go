@@ -6,15 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/proxykit/proxykit/servicemap"
 )
-
-// realKey identifies a real server of a virtual server.
-type realKey struct {
-	vs   Key
-	real netip.AddrPort
-}
 
 // maxErrors bounds the errors one sync reports; the rest are counted.
 const maxErrors = 8
@@ -99,28 +94,26 @@ func (s *Syncer) reconcileReals(ctx context.Context, want *VirtualServer, have [
 	k := want.Key
 	now := s.now()
 	for _, h := range have {
-		rk := realKey{k, h.AddrPort()}
 		i, found := slices.BinarySearchFunc(want.Reals, h.RealServer, compareReals)
 		if found {
-			delete(s.quiesced, rk)
+			s.unquiesce(k, h.AddrPort())
 			if w := want.Reals[i]; w.Weight != h.Weight {
 				errs.add(s.h.UpdateReal(ctx, k, w))
 			}
 			continue
 		}
-		since, ok := s.quiesced[rk]
+		since, ok := s.quiesced[k][h.AddrPort()]
 		if !ok {
 			// Quiesced by us, or by an earlier run: its clock starts now.
 			since = now
 		}
-		drained := h.ActiveConns+h.InactiveConns == 0
 		switch {
-		case k.Proto != servicemap.TCP || drained || now.Sub(since) >= s.cfg.GracePeriod:
+		case s.expired(k, h, since, now):
 			if err := ignore(s.h.DeleteReal(ctx, k, h.RealServer), ErrNotFound); err != nil {
 				errs.add(err)
 				continue
 			}
-			delete(s.quiesced, rk)
+			s.unquiesce(k, h.AddrPort())
 		case h.Weight != 0:
 			q := h.RealServer
 			q.Weight = 0
@@ -128,9 +121,9 @@ func (s *Syncer) reconcileReals(ctx context.Context, want *VirtualServer, have [
 				errs.add(err)
 				continue
 			}
-			s.quiesced[rk] = since
+			s.quiesce(k, h.AddrPort(), since)
 		default:
-			s.quiesced[rk] = since
+			s.quiesce(k, h.AddrPort(), since)
 		}
 	}
 	for _, w := range want.Reals {
@@ -140,14 +133,82 @@ func (s *Syncer) reconcileReals(ctx context.Context, want *VirtualServer, have [
 	}
 }
 
-// forgetService drops the quiesced real servers of k.
-func (s *Syncer) forgetService(k Key) {
-	for rk := range s.quiesced {
-		if rk.vs == k {
-			delete(s.quiesced, rk)
+// expired reports whether an unwanted real server h of k, quiesced
+// since, is to be deleted now: it is not TCP, has no connections left,
+// or its grace period is over.
+func (s *Syncer) expired(k Key, h RealStats, since, now time.Time) bool {
+	return k.Proto != servicemap.TCP || h.ActiveConns+h.InactiveConns == 0 || now.Sub(since) >= s.cfg.GracePeriod
+}
+
+// checkQuiesced deletes the quiesced real servers of k whose connections
+// are gone or whose grace period is over, reading back k's real servers
+// only. A partial sync runs it for the virtual servers with quiesced
+// real servers that it does not otherwise reconcile: their wanted real
+// servers are as the last sync left them, so only the quiesced ones can
+// need a change.
+func (s *Syncer) checkQuiesced(ctx context.Context, k Key, errs *errList) {
+	have, err := s.h.Reals(ctx, k)
+	if errors.Is(err, ErrNotFound) {
+		delete(s.quiesced, k)
+		return
+	}
+	if err != nil {
+		errs.add(err)
+		return
+	}
+	qs := s.quiesced[k]
+	now := s.now()
+	found, before := 0, len(qs)
+	for _, h := range have {
+		since, ok := qs[h.AddrPort()]
+		if !ok {
+			continue
+		}
+		found++
+		if !s.expired(k, h, since, now) {
+			continue
+		}
+		if err := ignore(s.h.DeleteReal(ctx, k, h.RealServer), ErrNotFound); err != nil {
+			errs.add(err)
+			continue
+		}
+		delete(qs, h.AddrPort())
+	}
+	if found < before {
+		// Some are gone from the kernel already.
+		for ap := range qs {
+			if !slices.ContainsFunc(have, func(h RealStats) bool { return h.AddrPort() == ap }) {
+				delete(qs, ap)
+			}
+		}
+	}
+	if len(qs) == 0 {
+		delete(s.quiesced, k)
+	}
+}
+
+// quiesce records that the real server r of k is quiesced since t.
+func (s *Syncer) quiesce(k Key, r netip.AddrPort, t time.Time) {
+	qs := s.quiesced[k]
+	if qs == nil {
+		qs = map[netip.AddrPort]time.Time{}
+		s.quiesced[k] = qs
+	}
+	qs[r] = t
+}
+
+// unquiesce forgets the quiesced real server r of k.
+func (s *Syncer) unquiesce(k Key, r netip.AddrPort) {
+	if qs, ok := s.quiesced[k]; ok {
+		delete(qs, r)
+		if len(qs) == 0 {
+			delete(s.quiesced, k)
 		}
 	}
 }
+
+// forgetService drops the quiesced real servers of k.
+func (s *Syncer) forgetService(k Key) { delete(s.quiesced, k) }
 
 // reconcileAddresses adds the wanted addresses that the interface lacks
 // and deletes those it holds that are not wanted, unless the sync failed
@@ -167,5 +228,21 @@ func (s *Syncer) reconcileAddresses(ctx context.Context, want, have []netip.Addr
 		if _, ok := slices.BinarySearchFunc(want, a, netip.Addr.Compare); !ok {
 			errs.add(ignore(s.h.DeleteAddress(ctx, s.cfg.Interface, a), ErrNotFound))
 		}
+	}
+}
+
+// changeAddresses adds and deletes addresses of the interface, the
+// deletions only when the sync has not failed so far (see
+// reconcileAddresses).
+func (s *Syncer) changeAddresses(ctx context.Context, add, del []netip.Addr, errs *errList) {
+	failed := len(errs.errs) > 0
+	for _, a := range add {
+		errs.add(ignore(s.h.AddAddress(ctx, s.cfg.Interface, a), ErrExists))
+	}
+	if failed {
+		return
+	}
+	for _, a := range del {
+		errs.add(ignore(s.h.DeleteAddress(ctx, s.cfg.Interface, a), ErrNotFound))
 	}
 }

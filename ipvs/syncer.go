@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -46,17 +47,23 @@ type Syncer struct {
 	now     func() time.Time
 
 	mu sync.Mutex
-	// prev is the state the kernel was last brought to, nil when the next
-	// sync must read everything back; prevNode is its node.
-	prev     *State
-	prevNode proxykit.Node
-	// rules are the companion rules last applied, nil when they must be
-	// applied whole again.
-	rules *applied
-	// quiesced holds the real servers at weight 0 that wait for their
-	// connections to end, with the time they were quiesced (or first
-	// seen quiesced, after a restart).
-	quiesced map[realKey]time.Time
+	// prev is the snapshot the kernel was last brought to, nil when the
+	// next sync must be full; prevNode is its node. claims and ifaceRefs
+	// are those of its plan (State.claims, State.ifaceRefs), kept up to
+	// date by partial syncs.
+	prev      *proxykit.Snapshot
+	prevNode  proxykit.Node
+	claims    map[Key]int
+	ifaceRefs map[netip.Addr]int
+	// rules are the claims of the companion rules last applied, nil when
+	// they must be applied whole again.
+	rules *ruleClaims
+	// quiesced holds, per virtual server, the real servers at weight 0
+	// that wait for their connections to end, with the time they were
+	// quiesced (or first seen quiesced, after a restart).
+	quiesced map[Key]map[netip.AddrPort]time.Time
+	// partials counts the syncs of IPVS done partially, for tests.
+	partials int
 }
 
 var _ proxykit.Syncer = (*Syncer)(nil)
@@ -66,7 +73,7 @@ func NewSyncer(cfg Config, opts ...Option) (*Syncer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg.withDefaults(), log: slog.New(slog.DiscardHandler), now: time.Now, quiesced: map[realKey]time.Time{}}
+	s := &Syncer{cfg: cfg.withDefaults(), log: slog.New(slog.DiscardHandler), now: time.Now, quiesced: map[Key]map[netip.AddrPort]time.Time{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -99,33 +106,47 @@ var Sysctls = [][2]string{
 // Sync makes IPVS, the dummy interface and the companion rules match
 // snap. IPVS has no transactions: a full sync (snap.Full(), the first
 // sync, any sync after an error) reads the kernel back and applies the
-// difference; a partial sync reads back only the virtual servers whose
-// desired state changed and those with quiesced real servers. An error
-// part-way leaves the rest applied; the next sync, full, repairs it.
-// Virtual servers on addresses the backend does not own are never
-// touched.
+// difference. A partial sync plans only snap.Changed() ports, in the
+// previous snapshot and in snap, reads back only the virtual servers
+// whose desired state differs between the two, and checks the quiesced
+// real servers of the others: its cost follows the change, not the
+// number of services. When a changed port shares a virtual server's key
+// with a port that did not change, the sync is full. An error part-way
+// leaves the rest applied; the next sync, full, repairs it. Virtual
+// servers on addresses the backend does not own are never touched.
 func (s *Syncer) Sync(ctx context.Context, snap *proxykit.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := plan(snap, s.cfg)
-	if err != nil {
-		return err
-	}
 	full := snap.Full() || s.prev == nil || !snap.Node().Equal(s.prevNode)
 	var errs errList
+	services := 0 // planned: all on a full sync, none counted on a partial one
+	if !full {
+		ok, err := s.partialSync(ctx, snap, &errs)
+		if err != nil {
+			return err
+		}
+		full = !ok
+		if ok {
+			s.partials++
+		}
+	}
 	if full {
+		st, err := plan(snap, s.cfg)
+		if err != nil {
+			return err
+		}
 		s.fullSync(ctx, snap.Node(), st, &errs)
-	} else {
-		s.partialSync(ctx, st, &errs)
+		s.claims, s.ifaceRefs = st.claims, st.ifaceRefs
+		services = len(st.Services)
 	}
 	s.syncRules(ctx, snap, full, &errs)
 	if err := errs.err(); err != nil {
 		s.prev = nil
 		return err
 	}
-	s.prev, s.prevNode = st, snap.Node()
+	s.prev, s.prevNode = snap, snap.Node()
 	s.log.Debug("ipvs: synced", "generation", snap.Generation(), "full", full,
-		"services", len(st.Services), "quiesced", len(s.quiesced))
+		"services", services, "changed", len(snap.Changed()), "quiesced", len(s.quiesced))
 	return nil
 }
 
@@ -162,9 +183,9 @@ func (s *Syncer) fullSync(ctx context.Context, node proxykit.Node, st *State, er
 		}
 	}
 	// Quiesced servers of virtual servers that are gone.
-	for rk := range s.quiesced {
-		if !seen[rk.vs] {
-			delete(s.quiesced, rk)
+	for k := range s.quiesced {
+		if !seen[k] {
+			delete(s.quiesced, k)
 		}
 	}
 	s.reconcileAddresses(ctx, st.Addresses, haveAddrs, errs)
@@ -186,29 +207,81 @@ func (s *Syncer) owner(node proxykit.Node, ifaceAddrs, wantAddrs []netip.Addr) f
 	}
 }
 
-// partialSync reconciles the virtual servers whose desired state changed
-// since the last sync, and those with quiesced real servers.
-func (s *Syncer) partialSync(ctx context.Context, st *State, errs *errList) {
+// partialSync brings the kernel from s.prev to snap when only
+// snap.Changed() ports changed: it plans those ports in both snapshots,
+// reconciles the virtual servers whose plan differs (reading back only
+// them), checks the quiesced real servers of the other virtual servers,
+// and adds and deletes the interface's addresses whose count of virtual
+// servers starts or ends. It reports false, having changed nothing, when
+// a partial sync cannot be exact: a changed port's key is also claimed
+// by a port that did not change, whose claim order it would have to
+// re-decide. The error is snap's plan error.
+func (s *Syncer) partialSync(ctx context.Context, snap *proxykit.Snapshot, errs *errList) (bool, error) {
+	names := snap.Changed()
+	cur, err := planPorts(snap, s.cfg, names, false)
+	if err != nil {
+		return false, err
+	}
+	old, err := planPorts(s.prev, s.cfg, names, false)
+	if err != nil {
+		return false, nil
+	}
+	for k, n := range old.claims {
+		if s.claims[k] != n {
+			return false, nil
+		}
+	}
+	for k := range cur.claims {
+		if s.claims[k] != old.claims[k] {
+			return false, nil
+		}
+	}
+	ifaceDelta := make(map[netip.Addr]int, len(old.ifaceRefs)+len(cur.ifaceRefs))
+	for a, n := range old.ifaceRefs {
+		ifaceDelta[a] -= n
+	}
+	for a, n := range cur.ifaceRefs {
+		ifaceDelta[a] += n
+	}
+	for a, d := range ifaceDelta {
+		if s.ifaceRefs[a]+d < 0 {
+			return false, nil // out of step: only a full sync recounts
+		}
+	}
+	// Exact: move the counts to snap's.
+	for k := range old.claims {
+		delete(s.claims, k)
+	}
+	maps.Copy(s.claims, cur.claims)
+	var addAddrs, delAddrs []netip.Addr
+	for a, d := range ifaceDelta {
+		before := s.ifaceRefs[a]
+		after := before + d
+		if after == 0 {
+			delete(s.ifaceRefs, a)
+		} else {
+			s.ifaceRefs[a] = after
+		}
+		switch {
+		case before == 0 && after > 0:
+			addAddrs = append(addAddrs, a)
+		case before > 0 && after == 0:
+			delAddrs = append(delAddrs, a)
+		}
+	}
+
 	touched := map[Key]bool{}
-	for _, v := range st.Services {
-		if pv, ok := s.prev.Get(v.Key); !ok || !pv.sameConfig(v) || !slices.Equal(pv.Reals, v.Reals) {
+	for _, v := range old.Services {
+		if w, ok := cur.Get(v.Key); !ok || !w.sameConfig(v) || !slices.Equal(w.Reals, v.Reals) {
 			touched[v.Key] = true
 		}
 	}
-	for _, pv := range s.prev.Services {
-		if _, ok := st.Get(pv.Key); !ok {
-			touched[pv.Key] = true
+	for _, w := range cur.Services {
+		if _, ok := old.Get(w.Key); !ok {
+			touched[w.Key] = true
 		}
 	}
-	for rk := range s.quiesced {
-		touched[rk.vs] = true
-	}
-	keys := make([]Key, 0, len(touched))
-	for k := range touched {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, Key.Compare)
-	for _, k := range keys {
+	for _, k := range slices.SortedFunc(maps.Keys(touched), Key.Compare) {
 		var have *VirtualServer
 		switch v, err := s.h.Service(ctx, k); {
 		case err == nil:
@@ -217,10 +290,24 @@ func (s *Syncer) partialSync(ctx context.Context, st *State, errs *errList) {
 			errs.add(err)
 			continue
 		}
-		want, _ := st.Get(k)
+		want, _ := cur.Get(k)
 		s.reconcileService(ctx, k, want, have, errs)
 	}
-	s.reconcileAddresses(ctx, st.Addresses, s.prev.Addresses, errs)
+	// The quiesced real servers of the virtual servers left alone.
+	var waiting []Key
+	for k := range s.quiesced {
+		if !touched[k] {
+			waiting = append(waiting, k)
+		}
+	}
+	slices.SortFunc(waiting, Key.Compare)
+	for _, k := range waiting {
+		s.checkQuiesced(ctx, k, errs)
+	}
+	slices.SortFunc(addAddrs, netip.Addr.Compare)
+	slices.SortFunc(delAddrs, netip.Addr.Compare)
+	s.changeAddresses(ctx, addAddrs, delAddrs, errs)
+	return true, nil
 }
 
 // Pending returns the number of quiesced real servers that wait for their
@@ -228,7 +315,11 @@ func (s *Syncer) partialSync(ctx context.Context, st *State, errs *errList) {
 func (s *Syncer) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.quiesced)
+	n := 0
+	for _, qs := range s.quiesced {
+		n += len(qs)
+	}
+	return n
 }
 
 // Cleanup deletes what the backend owns: the virtual servers on the dummy
@@ -250,7 +341,7 @@ func (s *Syncer) Cleanup(ctx context.Context) error {
 	}
 	errs.add(s.h.DeleteInterface(ctx, s.cfg.Interface))
 	errs.add(s.cleanupRules(ctx))
-	s.prev, s.rules, s.quiesced = nil, nil, map[realKey]time.Time{}
+	s.prev, s.rules, s.quiesced = nil, nil, map[Key]map[netip.AddrPort]time.Time{}
 	if err := errs.err(); err != nil {
 		return fmt.Errorf("ipvs: cleanup: %w", err)
 	}
