@@ -24,6 +24,7 @@ type options struct {
 	healthTimeout            time.Duration
 	retryInitial, retryMax   time.Duration
 	logger                   *slog.Logger
+	observer                 Observer
 }
 
 func buildOptions(opts []Option) options {

@@ -31,7 +31,8 @@ type Proxy struct {
 
 // New returns a Proxy for node that syncs through s. Options tune the sync
 // loop (WithMinSyncInterval, WithMaxSyncInterval, WithHealthTimeout,
-// WithRetryBackoff, WithLogger); they are checked when Run starts.
+// WithRetryBackoff, WithLogger) and report on it (WithObserver); they are
+// checked when Run starts.
 func New(node Node, s Syncer, opts ...Option) *Proxy {
 	p := &Proxy{
 		syncer:   s,

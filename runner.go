@@ -28,9 +28,10 @@ type SyncFunc func(ctx context.Context, full bool) error
 //     maximum; triggers do not cut it short. Every sync is full until one
 //     succeeds, and a success resets the backoff.
 //
-// Healthy reports whether queued changes are applied in time. Trigger and
-// Healthy may be called from any goroutine; the SyncFunc is called by
-// Run's goroutine only.
+// Healthy reports whether queued changes are applied in time, and an
+// Observer (WithObserver) is told about every sync attempt. Trigger and
+// Healthy may be called from any goroutine; the SyncFunc and the
+// Observer are called by Run's goroutine only.
 type Runner struct {
 	fn      SyncFunc
 	o       options
@@ -46,8 +47,8 @@ type Runner struct {
 }
 
 // NewRunner returns a Runner of fn. Options (WithMinSyncInterval,
-// WithMaxSyncInterval, WithHealthTimeout, WithRetryBackoff, WithLogger)
-// are checked when Run starts.
+// WithMaxSyncInterval, WithHealthTimeout, WithRetryBackoff, WithLogger,
+// WithObserver) are checked when Run starts.
 func NewRunner(fn SyncFunc, opts ...Option) *Runner {
 	return &Runner{fn: fn, o: buildOptions(opts), trigger: make(chan struct{}, 1)}
 }
@@ -182,6 +183,9 @@ func (r *Runner) step(ctx context.Context, s *schedule, first bool) {
 	err := r.sync(ctx, full)
 	s.lastEnd = time.Now()
 	took := s.lastEnd.Sub(s.lastStart)
+	if r.o.observer != nil {
+		r.observe(ctx, SyncInfo{Full: full, Start: now, Duration: took, Err: err})
+	}
 	switch {
 	case err == nil:
 		s.failures, s.backoff = 0, 0
