@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/cidr"
 )
 
 // line appends one rule of a fixed chain: "-A <prefix>-<chain> <spec>".
@@ -92,7 +93,7 @@ func (b *builder) nodePortJumps(w []byte) []byte {
 	if len(b.cfg.NodePortAddresses) == 0 {
 		return b.line(w, chainServices, jump)
 	}
-	for _, p := range minimalPrefixes(ofFamily(b.cfg.NodePortAddresses, b.fam)) {
+	for _, p := range cidr.Minimal(cidr.OfFamily(b.cfg.NodePortAddresses, b.fam)) {
 		w = b.line(w, chainServices, "-d "+prefixText(p)+" "+jump)
 	}
 	return w

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/cidr"
 	"github.com/proxykit/proxykit/servicemap"
 )
 
@@ -69,7 +69,7 @@ func (b *builder) extChain(pc *portCtx) {
 // packets still addressed to the LB IP, allowed sources return (to meet
 // the no-endpoint checks) and the others are dropped.
 func (b *builder) firewallChains(pc *portCtx) {
-	ranges := minimalPrefixes(pc.ps.SourceRanges)
+	ranges := cidr.Minimal(pc.ps.SourceRanges)
 	nodeOK := slices.ContainsFunc(pc.ps.SourceRanges, func(p netip.Prefix) bool {
 		return slices.ContainsFunc(b.node.Addresses, p.Contains)
 	})
@@ -184,34 +184,4 @@ func (b *builder) frontends(pc *portCtx, internalKind string, fw bool) {
 			b.filNP = noEndpoint(dispatch(b.filNP, chainNodePorts, netip.Addr{}), drop)
 		}
 	}
-}
-
-// ofFamily returns the prefixes of family f.
-func ofFamily(ps []netip.Prefix, f proxykit.Family) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range ps {
-		if f.Contains(p.Addr()) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// minimalPrefixes sorts prefixes by address and drops those inside
-// another.
-func minimalPrefixes(ps []netip.Prefix) []netip.Prefix {
-	sorted := slices.SortedFunc(slices.Values(ps), func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	out := sorted[:0]
-	for _, p := range sorted {
-		if len(out) > 0 && out[len(out)-1].Contains(p.Addr()) {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
 }

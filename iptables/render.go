@@ -9,6 +9,7 @@ import (
 
 	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/internal/cidr"
 	"github.com/proxykit/proxykit/servicemap"
 )
 
@@ -93,8 +94,8 @@ func newBuilder(cfg Config, node proxykit.Node, f proxykit.Family, large bool, p
 	if f == proxykit.IPv6 {
 		b.host, b.mask, b.rej = "/128", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "-j REJECT --reject-with icmp6-port-unreachable"
 	}
-	b.clusterCIDRs = minimalPrefixes(ofFamily(cfg.ClusterCIDRs, f))
-	b.localPods = minimalPrefixes(ofFamily(cfg.LocalPodCIDRs, f))
+	b.clusterCIDRs = cidr.Minimal(cidr.OfFamily(cfg.ClusterCIDRs, f))
+	b.localPods = cidr.Minimal(cidr.OfFamily(cfg.LocalPodCIDRs, f))
 	if ports > 0 {
 		b.natRules.cur = make([]byte, 0, chunkSize)
 		b.natDecl.cur = make([]byte, 0, min(chunkSize, ports*400))

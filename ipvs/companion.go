@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/cidr"
 	"github.com/proxykit/proxykit/nftables"
 	"github.com/proxykit/proxykit/servicemap"
 )
@@ -218,7 +219,7 @@ func (rb *ruleBuilder) firewall(ps *proxykit.PortState) {
 		rs = append(rs, nftables.Rule{nftables.FibLocal{}, nftables.Return})
 	}
 	if len(ps.SourceRanges) > 0 {
-		rs = append(rs, nftables.Rule{nftables.SaddrPrefixes{Prefixes: minimal(ps.SourceRanges), Negate: true}, nftables.Drop})
+		rs = append(rs, nftables.Rule{nftables.SaddrPrefixes{Prefixes: cidr.Minimal(ps.SourceRanges), Negate: true}, nftables.Drop})
 	} else {
 		rs = append(rs, nftables.Rule{nftables.Drop}) // ranges only of the other family
 	}
@@ -236,25 +237,6 @@ func (rb *ruleBuilder) firewall(ps *proxykit.PortState) {
 func portHash(n servicemap.PortName) string {
 	sum := sha256.Sum256([]byte(n.String()))
 	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:10]))
-}
-
-// minimal sorts prefixes and drops those inside another: the kernel
-// refuses overlapping intervals.
-func minimal(ps []netip.Prefix) []netip.Prefix {
-	sorted := slices.SortedFunc(slices.Values(ps), func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	out := sorted[:0]
-	for _, p := range sorted {
-		if len(out) > 0 && out[len(out)-1].Contains(p.Addr()) {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 // syncRules applies the companion rules: on a full sync by replacing

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/proxykit/proxykit/internal/cidr"
 	"github.com/proxykit/proxykit/nftables"
 )
 
@@ -60,7 +61,7 @@ func (rb *ruleBuilder) prefixSet(name string, ps []netip.Prefix) *nftables.Set {
 			mine = append(mine, p)
 		}
 	}
-	for _, p := range minimal(mine) {
+	for _, p := range cidr.Minimal(mine) {
 		s.Elements = append(s.Elements, nftables.PrefixElement(p))
 	}
 	return s

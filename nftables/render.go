@@ -8,6 +8,7 @@ import (
 
 	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/internal/cidr"
 	"github.com/proxykit/proxykit/servicemap"
 )
 
@@ -228,7 +229,7 @@ func (tb *tableBuilder) firewall(ps *proxykit.PortState, n portNames) {
 		rules = append(rules, Rule{FibLocal{}, Return})
 	}
 	if len(ps.SourceRanges) > 0 {
-		rules = append(rules, Rule{SaddrPrefixes{Prefixes: minimalPrefixes(ps.SourceRanges), Negate: true}, Drop})
+		rules = append(rules, Rule{SaddrPrefixes{Prefixes: cidr.Minimal(ps.SourceRanges), Negate: true}, Drop})
 	} else {
 		rules = append(rules, Rule{Drop}) // ranges only of the other family
 	}

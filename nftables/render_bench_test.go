@@ -3,34 +3,14 @@ package nftables
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"testing"
 
 	"github.com/proxykit/proxykit"
-	"github.com/proxykit/proxykit/endpoints"
-	"github.com/proxykit/proxykit/servicemap"
+	"github.com/proxykit/proxykit/internal/synthetic"
 )
 
-// benchCluster makes n single-port TCP services with eps endpoints each.
-func benchCluster(n, eps int) ([]*servicemap.Service, []*endpoints.Slice) {
-	svcs := make([]*servicemap.Service, n)
-	slices := make([]*endpoints.Slice, n)
-	for i := range n {
-		name := fmt.Sprintf("svc-%05d", i)
-		svcs[i] = &servicemap.Service{Namespace: "bench", Name: name,
-			ClusterIPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})},
-			Ports:      []servicemap.Port{{Name: "http", Protocol: servicemap.TCP, Port: 80}}}
-		s := &endpoints.Slice{Namespace: "bench", Service: name, Name: name + "-x",
-			Ports: []endpoints.Port{{Name: "http", Protocol: servicemap.TCP, Port: 8080}}}
-		for j := range eps {
-			k := i*eps + j
-			s.Endpoints = append(s.Endpoints, endpoints.Endpoint{Addr: netip.AddrFrom4([4]byte{10, byte(128 + k>>16), byte(k >> 8), byte(k)}),
-				Ready: true, NodeName: fmt.Sprintf("node-%d", j%4)})
-		}
-		slices[i] = s
-	}
-	return svcs, slices
-}
+// benchCluster is the benchmarks' cluster, the same for every backend.
+var benchCluster = synthetic.Cluster
 
 // benchSnapshot is a full snapshot of benchCluster(n, eps) on node-0.
 func benchSnapshot(tb testing.TB, n, eps int) *proxykit.Snapshot {

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/cidr"
 )
 
 // table assembles the collected objects with the fixed chains and sets.
@@ -75,41 +75,10 @@ func (tb *tableBuilder) fixedSets() []*Set {
 // prefixSet is an interval set of the prefixes of this family.
 func (tb *tableBuilder) prefixSet(name string, ps []netip.Prefix) *Set {
 	s := &Set{Name: name, Type: tb.addrType, Interval: true}
-	for _, p := range minimalPrefixes(ofFamily(ps, tb.pf)) {
+	for _, p := range cidr.Minimal(cidr.OfFamily(ps, tb.pf)) {
 		s.Elements = append(s.Elements, PrefixElement(p))
 	}
 	return s
-}
-
-// ofFamily returns the prefixes of family f.
-func ofFamily(ps []netip.Prefix, f proxykit.Family) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range ps {
-		if f.Contains(p.Addr()) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// minimalPrefixes sorts prefixes by address and drops those inside
-// another: the kernel refuses overlapping intervals in a set.
-func minimalPrefixes(ps []netip.Prefix) []netip.Prefix {
-	sorted := slices.SortedFunc(slices.Values(ps), func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	out := sorted[:0]
-	for _, p := range sorted {
-		// Sorted by start, a prefix inside any kept one is inside the last.
-		if len(out) > 0 && out[len(out)-1].Contains(p.Addr()) {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 // unique keeps the first element of each key, in order. Two service ports
