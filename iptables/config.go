@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+
+	"github.com/proxykit/proxykit/internal/cidr"
 )
 
 // Defaults of Config.
@@ -108,26 +110,12 @@ func (c Config) Validate() error {
 		ps   []netip.Prefix
 	}{{"ClusterCIDRs", c.ClusterCIDRs}, {"LocalPodCIDRs", c.LocalPodCIDRs}, {"NodePortAddresses", c.NodePortAddresses}} {
 		for i, p := range f.ps {
-			if r := prefixProblem(p); r != "" {
+			if r := cidr.Problem(p); r != "" {
 				bad(fmt.Sprintf("%s[%d]", f.name, i), p, r)
 			}
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func prefixProblem(p netip.Prefix) string {
-	switch {
-	case !p.IsValid():
-		return "not a valid prefix"
-	case p.Addr().Is4In6():
-		return "IPv4-mapped IPv6 prefix"
-	case p.Addr().Zone() != "":
-		return "has a zone"
-	case p.Masked() != p:
-		return "host bits are set; the masked form is " + p.Masked().String()
-	}
-	return ""
 }
 
 func validPrefix(s string) bool {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/bits"
 	"net/netip"
+
+	"github.com/proxykit/proxykit/internal/cidr"
 )
 
 // Defaults of Config.
@@ -70,26 +72,12 @@ func (c Config) Validate() error {
 		"ClusterCIDRs": c.ClusterCIDRs, "LocalPodCIDRs": c.LocalPodCIDRs, "NodePortAddresses": c.NodePortAddresses,
 	} {
 		for i, p := range ps {
-			if r := prefixProblem(p); r != "" {
+			if r := cidr.Problem(p); r != "" {
 				bad(fmt.Sprintf("%s[%d]", field, i), p, r)
 			}
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func prefixProblem(p netip.Prefix) string {
-	switch {
-	case !p.IsValid():
-		return "not a valid prefix"
-	case p.Addr().Is4In6():
-		return "IPv4-mapped IPv6 prefix"
-	case p.Addr().Zone() != "":
-		return "has a zone"
-	case p.Masked() != p:
-		return "host bits are set; the masked form is " + p.Masked().String()
-	}
-	return ""
 }
 
 // validName reports whether s is a safe nft identifier of ours.

@@ -40,3 +40,20 @@ func Minimal(ps []netip.Prefix) []netip.Prefix {
 	}
 	return out
 }
+
+// Problem says what is wrong with p as a configured prefix, or "" when
+// nothing is: it must be valid, plain (no IPv4-mapped address, no zone)
+// and masked, as a kernel set holds it.
+func Problem(p netip.Prefix) string {
+	switch {
+	case !p.IsValid():
+		return "not a valid prefix"
+	case p.Addr().Is4In6():
+		return "IPv4-mapped IPv6 prefix"
+	case p.Addr().Zone() != "":
+		return "has a zone"
+	case p.Masked() != p:
+		return "host bits are set; the masked form is " + p.Masked().String()
+	}
+	return ""
+}

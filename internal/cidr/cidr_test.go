@@ -49,3 +49,16 @@ func TestOfFamily(t *testing.T) {
 		t.Errorf("IPv6: %v", got)
 	}
 }
+
+func TestProblem(t *testing.T) {
+	for in, want := range map[netip.Prefix]string{
+		netip.MustParsePrefix("10.0.0.0/8"):          "",
+		netip.MustParsePrefix("10.1.2.3/8"):          "host bits are set; the masked form is 10.0.0.0/8",
+		netip.MustParsePrefix("::ffff:10.0.0.0/104"): "IPv4-mapped IPv6 prefix",
+		{}: "not a valid prefix",
+	} {
+		if got := Problem(in); got != want {
+			t.Errorf("Problem(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
