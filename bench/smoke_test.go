@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole suite with tiny sizes into a temporary directory
+// and checks the report and the plots, so that the suite cannot rot. The
+// privileged scenarios skip when not root, unless PROXYKIT_REQUIRE_PRIVILEGED
+// is set, which makes them fail.
+func TestSmoke(t *testing.T) {
+	priv := CheckPrivileged()
+	if priv != nil && Required() {
+		t.Fatalf("%s is set but the privileged scenarios cannot run: %v", RequireEnv, priv)
+	}
+	dir := t.TempDir()
+	var progress strings.Builder
+	outs, err := Run(context.Background(), Config{Out: dir, Sizes: []int{10}, Changes: 3, Reps: 1,
+		BenchTime: 10 * time.Millisecond, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outs) != len(Scenarios) {
+		t.Errorf("%d outcomes, want %d", len(outs), len(Scenarios))
+	}
+	for i, o := range outs {
+		if o.Scenario.ID != i+1 {
+			t.Errorf("outcome %d is scenario %d: not in report order", i, o.Scenario.ID)
+		}
+		if o.Err != nil {
+			t.Errorf("scenario %d: %v", o.Scenario.ID, o.Err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ReportName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(b)
+	want := []string{"| Kernel |", "| CPU |", "| Date |",
+		"## 1. Render only", "| 10 | nftables |", "| 10 | iptables |", "| 10 | ipvs (Plan+Rules) |", "| 10 | baseline: NewSnapshot |",
+		"## 7. Memory", "**Memory holding and syncing 10 services",
+	}
+	pngs := []string{"s1-render.png"}
+	if priv == nil {
+		want = append(want,
+			"| 10×2 | nftables |", "| 10×2 | iptables-legacy |",
+			"**One service changed, 3 changes", "| 10 | iptables-legacy |",
+			"| sync target | a network namespace |")
+		pngs = append(pngs, "s2-cold-apply.png", "s3-incremental.png")
+	} else {
+		t.Logf("privileged scenarios skipped: %v", priv)
+		want = append(want, "Skipped: "+priv.Error())
+	}
+	for _, w := range want {
+		if !strings.Contains(report, w) {
+			t.Errorf("REPORT.md lacks %q", w)
+		}
+	}
+	for _, p := range pngs {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		if err != nil || fi.Size() == 0 {
+			t.Errorf("plot %s: %v", p, err)
+		}
+	}
+	p := progress.String()
+	if i, j := strings.Index(p, "scenario 7: Memory"), strings.Index(p, "scenario 1: Render only"); i < 0 || j < 0 || i > j {
+		t.Errorf("progress lacks scenarios 7 then 1:\n%s", p)
+	}
+	if strings.Index(report, "## 1. Render only") > strings.Index(report, "## 7. Memory") {
+		t.Error("REPORT.md is not in scenario order")
+	}
+	if t.Failed() {
+		t.Logf("REPORT.md:\n%s", report)
+	}
+}
