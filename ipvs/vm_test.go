@@ -64,6 +64,9 @@ func TestKernelConformance(t *testing.T) {
 				Name:   name,
 				New:    newKernelSyncer(masqAll),
 				Policy: proxykit.Policy{MasqueradeAll: masqAll},
+				// The VM is emulated (TCG) and shares the host's cores
+				// with the rest of the suite.
+				ForwardTimeout: 6 * time.Second,
 			})
 		})
 	}

@@ -101,7 +101,7 @@ func (h *Harness) checkOne(t *testing.T, p Probe, s sender, pkt proxykit.Packet,
 	opts := s.opts
 	switch v.Action {
 	case proxykit.Forward:
-		opts.Timeout = ForwardTimeout
+		opts.Timeout = h.forward
 	case proxykit.Reject:
 		opts.Timeout = RejectTimeout
 	default:

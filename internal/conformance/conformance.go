@@ -3,6 +3,7 @@
 package conformance
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -40,6 +41,10 @@ type Backend struct {
 	// Policy is the node-wide configuration the backend was built with;
 	// the oracle predicts with it.
 	Policy proxykit.Policy
+	// ForwardTimeout, when set, replaces ForwardTimeout: a kernel that
+	// runs emulated (the IPVS tests' VM) can take longer to answer, while
+	// drops and rejects keep their bounds.
+	ForwardTimeout time.Duration
 }
 
 // Scenario is one situation: services and slices synced into node1, then
@@ -102,6 +107,7 @@ type Harness struct {
 	Snapshot *proxykit.Snapshot
 	syncer   proxykit.Syncer
 	ctx      context.Context
+	forward  time.Duration // the bound of a probe that must be answered
 }
 
 func runScenario(t *testing.T, b Backend, sc Scenario) {
@@ -114,8 +120,9 @@ func runScenario(t *testing.T, b Backend, sc Scenario) {
 			Policy:   b.Policy,
 			Affinity: affinity.NewTable[proxykit.AffinityKey, netip.AddrPort](0),
 		},
-		syncer: b.New(t, tp),
-		ctx:    t.Context(),
+		syncer:  b.New(t, tp),
+		ctx:     t.Context(),
+		forward: cmp.Or(b.ForwardTimeout, ForwardTimeout),
 	}
 	h.Sync(t, sc.Services, sc.Slices)
 	for _, p := range sc.Probes {
