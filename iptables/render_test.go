@@ -12,36 +12,20 @@ import (
 	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/affinity"
 	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/internal/synthetic"
 	"github.com/proxykit/proxykit/servicemap"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+// The shared fixtures of the backends' tests.
 var (
-	testNode = proxykit.Node{Name: "node-a", Zone: "zone-1", Addresses: []netip.Addr{
-		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8:c::1"),
-	}}
-	testConfig = Config{
-		ClusterCIDRs:  []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")},
-		LocalPodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:244:1::/64")},
-	}
+	testNode   = synthetic.Node
+	testConfig = Config{ClusterCIDRs: synthetic.ClusterCIDRs, LocalPodCIDRs: synthetic.LocalPodCIDRs}
+	addrs      = synthetic.Addrs
+	ep         = synthetic.Endpoint
+	slice      = synthetic.Slice
 )
-
-func addrs(ss ...string) []netip.Addr {
-	out := make([]netip.Addr, len(ss))
-	for i, s := range ss {
-		out[i] = netip.MustParseAddr(s)
-	}
-	return out
-}
-
-func ep(addr, node string, w uint16) endpoints.Endpoint {
-	return endpoints.Endpoint{Addr: netip.MustParseAddr(addr), Ready: true, Serving: true, NodeName: node, Weight: w}
-}
-
-func slice(svc string, port endpoints.Port, eps ...endpoints.Endpoint) *endpoints.Slice {
-	return &endpoints.Slice{Namespace: "ns", Service: svc, Name: svc + "-1", Ports: []endpoints.Port{port}, Endpoints: eps}
-}
 
 type scenario struct {
 	cfg    Config

@@ -43,3 +43,33 @@ func Snapshot(n, eps int) (*proxykit.Snapshot, error) {
 	svcs, slices := Cluster(n, eps)
 	return proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
 }
+
+// The small fixtures of the backends' render and sync tests: a node with
+// a zone and addresses of both families, its cluster and local pod CIDRs,
+// and shorthands for addresses, endpoints and one-port slices.
+var (
+	Node = proxykit.Node{Name: "node-a", Zone: "zone-1", Addresses: []netip.Addr{
+		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8:c::1"),
+	}}
+	ClusterCIDRs  = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")}
+	LocalPodCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:244:1::/64")}
+)
+
+// Addrs parses addresses; it panics on a bad one.
+func Addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
+}
+
+// Endpoint is a ready, serving endpoint at addr on node, of weight w.
+func Endpoint(addr, node string, w uint16) endpoints.Endpoint {
+	return endpoints.Endpoint{Addr: netip.MustParseAddr(addr), Ready: true, Serving: true, NodeName: node, Weight: w}
+}
+
+// Slice is the slice "<svc>-1" of service ns/svc with one port.
+func Slice(svc string, port endpoints.Port, eps ...endpoints.Endpoint) *endpoints.Slice {
+	return &endpoints.Slice{Namespace: "ns", Service: svc, Name: svc + "-1", Ports: []endpoints.Port{port}, Endpoints: eps}
+}
