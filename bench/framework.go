@@ -171,14 +171,11 @@ var Scenarios = []Scenario{
 	{ID: 1, Name: "Render only", Run: runRender},
 	{ID: 2, Name: "Cold apply", Privileged: true, Run: runColdApply},
 	{ID: 3, Name: "Incremental: one service changed", Privileged: true, Run: runIncremental},
-	{ID: 4, Name: "Churn", Privileged: true, Run: notYet},
-	{ID: 5, Name: "Data plane: first-packet latency", Privileged: true, Run: notYet},
-	{ID: 6, Name: "Conntrack cleanup rate", Privileged: true, Run: notYet},
+	{ID: 4, Name: "Churn", Privileged: true, Run: runChurn},
+	{ID: 5, Name: "Data plane: first-packet latency", Privileged: true, Run: runDataPlane},
+	{ID: 6, Name: "Conntrack cleanup rate", Privileged: true, Run: runConntrack},
 	{ID: 7, Name: "Memory", First: true, Run: runMemory},
-}
-
-func notYet(context.Context, *Env) (Result, error) {
-	return Result{Skipped: []string{"not implemented yet"}}, nil
+	{ID: 8, Name: "IPVS in a VM: scenarios 1–3 as ratios to nftables", Run: runIPVSVM},
 }
 
 // Outcome is one scenario's result as the report shows it.
