@@ -43,14 +43,16 @@ func TestSmoke(t *testing.T) {
 	report := string(b)
 	want := []string{"| Kernel |", "| CPU |", "| Date |",
 		"## 1. Render only", "| 10 | nftables |", "| 10 | iptables |", "| 10 | ipvs (Plan+Rules) |", "| 10 | baseline: NewSnapshot |",
-		"## 7. Memory", "**Memory holding and syncing 10 services",
+		"## 7. Memory", "**Memory holding and syncing 10 services", "| iptables | a Runner that discards the restore input |",
+		"| ipvs | the in-memory IPVS and nftables Fakes (subtracted) |",
 	}
 	pngs := []string{"s1-render.png"}
 	if priv == nil {
 		want = append(want,
 			"| 10×2 | nftables |", "| 10×2 | iptables-legacy |",
 			"**One service changed, 3 changes", "| 10 | iptables-legacy |",
-			"| sync target | a network namespace |")
+			"| nftables | a network namespace |",
+			"**Conntrack cleanup: full reconcile with a fifth of 10 UDP services", "| 1000 | 1 |")
 		pngs = append(pngs, "s2-cold-apply.png", "s3-incremental.png")
 	} else {
 		t.Logf("privileged scenarios skipped: %v", priv)
