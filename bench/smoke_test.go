@@ -51,9 +51,11 @@ func TestSmoke(t *testing.T) {
 		want = append(want,
 			"| 10×2 | nftables |", "| 10×2 | iptables-legacy |",
 			"**One service changed, 3 changes", "| 10 | iptables-legacy |",
+			"**First-packet latency: TCP connect through the last ClusterIP (n services × 2 endpoints)**",
+			"| 10 | nftables | – (one map lookup) |", "| 10 | iptables-legacy | 10 of 10 |", "| 10 | direct to pod (no rules) |",
 			"| nftables | a network namespace |",
 			"**Conntrack cleanup: full reconcile with a fifth of 10 UDP services", "| 1000 | 1 |")
-		pngs = append(pngs, "s2-cold-apply.png", "s3-incremental.png")
+		pngs = append(pngs, "s2-cold-apply.png", "s3-incremental.png", "s5-first-packet.png")
 	} else {
 		t.Logf("privileged scenarios skipped: %v", priv)
 		want = append(want, "Skipped: "+priv.Error())
