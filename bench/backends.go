@@ -14,7 +14,10 @@ var (
 	clusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")}
 	localCIDRs   = []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:244:1::/64")}
 
-	nftConfig  = nftables.Config{ClusterCIDRs: clusterCIDRs, LocalPodCIDRs: localCIDRs}
-	iptConfig  = iptables.Config{ClusterCIDRs: clusterCIDRs, LocalPodCIDRs: localCIDRs, Variant: iptables.Legacy}
-	ipvsConfig = ipvs.Config{ClusterCIDRs: clusterCIDRs, LocalPodCIDRs: localCIDRs}
+	nftConfig = nftables.Config{ClusterCIDRs: clusterCIDRs, LocalPodCIDRs: localCIDRs}
+	iptConfig = iptables.Config{ClusterCIDRs: clusterCIDRs, LocalPodCIDRs: localCIDRs, Variant: iptables.Legacy}
+	// iptNFTConfig is iptConfig for iptables-nft (Render does not depend
+	// on the variant; the Syncer's Runner does).
+	iptNFTConfig = iptables.Config{ClusterCIDRs: clusterCIDRs, LocalPodCIDRs: localCIDRs, Variant: iptables.NFT}
+	ipvsConfig   = ipvs.Config{ClusterCIDRs: clusterCIDRs, LocalPodCIDRs: localCIDRs}
 )

@@ -56,8 +56,8 @@ func changedSlice(s *endpoints.Slice, i int) *endpoints.Slice {
 }
 
 // loadProxy returns a Proxy over syncer with Cluster(n, eps) pending.
-func loadProxy(syncer proxykit.Syncer, n, eps int) (*proxykit.Proxy, []*endpoints.Slice, error) {
-	p := proxykit.New(Node, syncer)
+func loadProxy(syncer proxykit.Syncer, n, eps int, opts ...proxykit.Option) (*proxykit.Proxy, []*endpoints.Slice, error) {
+	p := proxykit.New(Node, syncer, opts...)
 	svcs, slcs := Cluster(n, eps)
 	for i := range svcs {
 		if err := p.OnServiceUpdate(nil, svcs[i]); err != nil {

@@ -28,18 +28,41 @@ type coldBackend struct {
 	startup []string
 	// tools must be in PATH, else the backend is skipped.
 	tools []string
+	// maxServices, when set, caps the sizes the backend runs.
+	maxServices int
 }
 
 var coldBackends = []coldBackend{
-	{"nftables", nftColdApply, nftFloor, []string{"unshare", "-n", "nft", "-f", "/dev/null"}, []string{"nft"}},
-	{"iptables-legacy", iptColdApply, iptFloor, []string{"unshare", "-n", "sh", "-c",
-		"iptables-legacy-restore --noflush -w </dev/null && ip6tables-legacy-restore --noflush -w </dev/null"},
-		[]string{"iptables-legacy", "iptables-legacy-restore", "ip6tables-legacy-restore", "iptables-legacy-save"}},
+	{name: "nftables", apply: nftColdApply, floor: nftFloor,
+		startup: []string{"unshare", "-n", "nft", "-f", "/dev/null"}, tools: []string{"nft"}},
+	{name: "iptables-legacy", apply: iptColdApply(iptConfig), floor: iptFloor(iptConfig),
+		startup: iptStartup(iptables.Legacy), tools: iptTools(iptables.Legacy)},
+	// iptables-nft-restore --noflush (1.8.9) grows about quadratically
+	// with the number of chains: 10k×2 takes over a minute.
+	{name: "iptables-nft", apply: iptColdApply(iptNFTConfig), floor: iptFloor(iptNFTConfig),
+		startup: iptStartup(iptables.NFT), tools: iptTools(iptables.NFT), maxServices: iptNFTMaxServices},
+}
+
+// iptNFTMaxServices caps iptables-nft's sizes in scenarios 2 and 3.
+const iptNFTMaxServices = 1000
+
+// iptStartup is the floor's command of an iptables variant with empty
+// input.
+func iptStartup(v iptables.Variant) []string {
+	return []string{"unshare", "-n", "sh", "-c",
+		fmt.Sprintf("iptables-%[1]s-restore --noflush -w </dev/null && ip6tables-%[1]s-restore --noflush -w </dev/null", v)}
+}
+
+// iptTools are the tools of an iptables variant that its Runner and floor
+// use.
+func iptTools(v iptables.Variant) []string {
+	return []string{"iptables-" + string(v), "iptables-" + string(v) + "-restore", "ip6tables-" + string(v) + "-restore", "iptables-" + string(v) + "-save"}
 }
 
 // runColdApply is scenario 2: a full sync into a fresh network namespace,
 // against the kernel tool applying the rendered text (`nft -f`,
-// `iptables-legacy-restore`) in a fresh namespace: the physical floor.
+// `iptables-legacy-restore`, `iptables-nft-restore`) in a fresh
+// namespace: the physical floor.
 func runColdApply(ctx context.Context, env *Env) (Result, error) {
 	sizes := []coldSize{{1000, 2}, {10000, 2}, {30000, 10}}
 	if env.Quick {
@@ -67,7 +90,9 @@ func runColdApply(ctx context.Context, env *Env) (Result, error) {
 	t := Table{Title: "Cold apply into an empty namespace",
 		Columns: []string{"size", "backend", "runs", "wall (Render + Sync)", "kernel tool (floor)", "wall / floor", "floor − tool startup", "wall / (floor − startup)"},
 		Note: "Floor: `unshare -n nft -f -` of `nftables.Render(...).String()`; for iptables-legacy, `unshare -n` running `iptables-legacy-restore --noflush` " +
-			"and `ip6tables-legacy-restore --noflush` of the rendered nat and filter tables. The floor includes starting the tool (and unshare); " +
+			"and `ip6tables-legacy-restore --noflush` of the rendered nat and filter tables; for iptables-nft, the same with `iptables-nft-restore --noflush` and `ip6tables-nft-restore --noflush`. " +
+			fmt.Sprintf("iptables-nft runs only up to %d services: iptables-nft-restore --noflush (1.8.9) grows about quadratically with the number of chains (10k×2 took over a minute). ", iptNFTMaxServices) +
+			"The floor includes starting the tool (and unshare); " +
 			"tool startup is the same command with empty input (median of 3), measured once per backend. " +
 			fmt.Sprintf("Each size runs %d times (median), or once when its wall and floor take more than %s.", reps, slowRun)}
 	var res Result
@@ -100,6 +125,10 @@ func runColdApply(ctx context.Context, env *Env) (Result, error) {
 			return res, err
 		}
 		for i, b := range backends {
+			if b.maxServices > 0 && sz.n > b.maxServices {
+				env.Logf("  cold apply %d×%d: %s skipped (at most %d services)", sz.n, sz.eps, b.name, b.maxServices)
+				continue
+			}
 			var walls, floors []time.Duration
 			for r := range reps {
 				env.Logf("  cold apply %d×%d: %s (%d/%d)", sz.n, sz.eps, b.name, r+1, reps)
@@ -169,29 +198,40 @@ func nftFloor(ctx context.Context, snap *proxykit.Snapshot) (time.Duration, erro
 	return took, nil
 }
 
-func iptColdApply(ctx context.Context, snap *proxykit.Snapshot) (time.Duration, error) {
-	ns, err := NewNetNS()
-	if err != nil {
-		return 0, err
+// iptColdApply is the cold apply of the iptables backend with cfg's
+// variant.
+func iptColdApply(cfg iptables.Config) func(context.Context, *proxykit.Snapshot) (time.Duration, error) {
+	return func(ctx context.Context, snap *proxykit.Snapshot) (time.Duration, error) {
+		ns, err := NewNetNS()
+		if err != nil {
+			return 0, err
+		}
+		defer ns.Close()
+		r, err := iptables.NewRunner(cfg.Variant, ns.Fd())
+		if err != nil {
+			return 0, err
+		}
+		s, err := iptables.NewSyncer(cfg, iptables.WithRunner(r))
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		err = s.Sync(ctx, snap)
+		return time.Since(start), err
 	}
-	defer ns.Close()
-	r, err := iptables.NewRunner(iptables.Legacy, ns.Fd())
-	if err != nil {
-		return 0, err
-	}
-	s, err := iptables.NewSyncer(iptConfig, iptables.WithRunner(r))
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	err = s.Sync(ctx, snap)
-	return time.Since(start), err
 }
 
 // iptFloor restores the rendered nat and filter tables of each family
-// with one tool call per family, in one fresh namespace.
-func iptFloor(ctx context.Context, snap *proxykit.Snapshot) (time.Duration, error) {
-	rs, err := iptables.Render(snap, iptConfig)
+// with one tool call per family (iptables-<variant>-restore --noflush), in
+// one fresh namespace.
+func iptFloor(cfg iptables.Config) func(context.Context, *proxykit.Snapshot) (time.Duration, error) {
+	return func(ctx context.Context, snap *proxykit.Snapshot) (time.Duration, error) {
+		return iptRestoreFloor(ctx, snap, cfg)
+	}
+}
+
+func iptRestoreFloor(ctx context.Context, snap *proxykit.Snapshot, cfg iptables.Config) (time.Duration, error) {
+	rs, err := iptables.Render(snap, cfg)
 	if err != nil {
 		return 0, err
 	}
@@ -217,13 +257,14 @@ func iptFloor(ctx context.Context, snap *proxykit.Snapshot) (time.Duration, erro
 	if err := os.WriteFile(f6, v6.Bytes(), 0o600); err != nil {
 		return 0, err
 	}
+	v := cfg.Variant
 	cmd := exec.CommandContext(ctx, "unshare", "-n", "sh", "-c",
-		`iptables-legacy-restore --noflush -w <"$1" && ip6tables-legacy-restore --noflush -w <"$2"`, "sh", f4, f6)
+		fmt.Sprintf(`iptables-%[1]s-restore --noflush -w <"$1" && ip6tables-%[1]s-restore --noflush -w <"$2"`, v), "sh", f4, f6)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("iptables-legacy-restore: %w: %s", err, firstLines(out, 5))
+		return 0, fmt.Errorf("iptables-%s-restore: %w: %s", v, err, firstLines(out, 5))
 	}
 	return took, nil
 }

@@ -3,73 +3,172 @@
 package ipvs_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	mobyipvs "github.com/moby/ipvs"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/proxykit/proxykit"
-	"github.com/proxykit/proxykit/endpoints"
-	"github.com/proxykit/proxykit/internal/netnstest"
 	"github.com/proxykit/proxykit/ipvs"
 	"github.com/proxykit/proxykit/nftables"
 )
 
 // The kernel benchmarks compare the IPVS backend with the nftables
-// backend on the same kernel: in the VM, times are only meaningful as
-// ratios. Run them with
+// backend on the same kernel, as scenarios 1–3 of the bench module's
+// suite (bench/, scenario 8): in the VM, whose CPU is emulated, times are
+// only meaningful as ratios. Run them with
 //
-//	PROXYKIT_VM_RUN='^$' PROXYKIT_VM_BENCH=Kernel go test -run TestVM -v ./ipvs/
+//	PROXYKIT_VM_RUN='^$' PROXYKIT_VM_BENCH=Scenario PROXYKIT_VM_BENCHTIME=1s go test -run '^TestVM$' -v ./ipvs/
 //
-// Each backend programs node1 of a fresh topology.
+// PROXYKIT_VM_BENCHTIME is -test.benchtime (default 1x), and
+// PROXYKIT_VM_BENCH_MAX, when set, caps the number of services (a cap
+// below every size runs the cap itself). Each backend programs a fresh,
+// empty network namespace, with the bench suite's configuration and
+// cluster (internal/synthetic).
 
-// kernelBackends builds each backend's Syncer in a namespace.
-var kernelBackends = map[string]func(b *testing.B, fd int) proxykit.Syncer{
-	"ipvs": func(b *testing.B, fd int) proxykit.Syncer {
-		s, err := ipvs.NewSyncer(ipvs.Config{MasqueradeAll: true}, ipvs.WithNetNSFd(fd))
+// benchMaxEnv caps the services of the kernel benchmarks; TestVM passes
+// it into the VM.
+const benchMaxEnv = "PROXYKIT_VM_BENCH_MAX"
+
+// The bench suite's configuration (bench/backends.go).
+var (
+	benchClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")}
+	benchLocalCIDRs   = []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:244:1::/64")}
+	benchIPVSConfig   = ipvs.Config{ClusterCIDRs: benchClusterCIDRs, LocalPodCIDRs: benchLocalCIDRs}
+	benchNFTConfig    = nftables.Config{ClusterCIDRs: benchClusterCIDRs, LocalPodCIDRs: benchLocalCIDRs}
+)
+
+// benchBackends are the compared backends, in the order they run.
+var benchBackends = []string{"ipvs", "nftables"}
+
+// newKernelBackend returns a backend's Syncer in the namespace fd.
+func newKernelBackend(b *testing.B, backend string, fd int) proxykit.Syncer {
+	b.Helper()
+	switch backend {
+	case "ipvs":
+		s, err := ipvs.NewSyncer(benchIPVSConfig, ipvs.WithNetNSFd(fd))
 		if err != nil {
 			b.Fatal(err)
 		}
 		return s
-	},
-	"nftables": func(b *testing.B, fd int) proxykit.Syncer {
+	case "nftables":
 		c, err := nftables.NewConn(fd)
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := nftables.NewSyncer(nftables.Config{MasqueradeAll: true}, nftables.WithConn(c))
+		s, err := nftables.NewSyncer(benchNFTConfig, nftables.WithConn(c))
 		if err != nil {
 			b.Fatal(err)
 		}
 		return s
-	},
+	}
+	b.Fatalf("unknown backend %q", backend)
+	return nil
 }
 
-// BenchmarkKernelSync is a cold full sync of n services × 10 endpoints
-// into a fresh namespace.
-func BenchmarkKernelSync(b *testing.B) {
-	requireKernel(b)
-	for _, backend := range []string{"ipvs", "nftables"} {
-		for _, n := range []int{1000, 10000} {
+// benchSizes returns def capped by benchMaxEnv.
+func benchSizes(b *testing.B, def []int) []int {
+	v := os.Getenv(benchMaxEnv)
+	if v == "" {
+		return def
+	}
+	limit, err := strconv.Atoi(v)
+	if err != nil || limit < 0 {
+		b.Fatalf("%s=%q: not a number of services", benchMaxEnv, v)
+	}
+	if limit == 0 {
+		return def
+	}
+	var out []int
+	for _, n := range def {
+		if n <= limit {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		out = []int{limit}
+	}
+	return out
+}
+
+func benchSnapshot(b *testing.B, n, eps int) *proxykit.Snapshot {
+	b.Helper()
+	svcs, slcs := ipvs.BenchCluster(n, eps)
+	snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slcs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return snap
+}
+
+// BenchmarkScenario1Render is scenario 1: the pure step from a snapshot
+// of n services × 10 endpoints to the desired state, ipvs.Plan plus
+// ipvs.Rules (the companion rules) against nftables.Render.
+func BenchmarkScenario1Render(b *testing.B) {
+	const eps = 10
+	for _, n := range benchSizes(b, []int{1000, 5000, 10000}) {
+		snap := benchSnapshot(b, n, eps)
+		for _, backend := range benchBackends {
 			b.Run(fmt.Sprintf("%s/services=%d", backend, n), func(b *testing.B) {
-				svcs, slices := ipvs.BenchCluster(n, 10)
-				snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for b.Loop() {
-					b.StopTimer()
-					tp, err := netnstest.Build()
+				render := func() {
+					var err error
+					if backend == "ipvs" {
+						if _, err = ipvs.Plan(snap, benchIPVSConfig); err == nil {
+							_, err = ipvs.Rules(snap, benchIPVSConfig)
+						}
+					} else {
+						_, err = nftables.Render(snap, benchNFTConfig)
+					}
 					if err != nil {
 						b.Fatal(err)
 					}
-					s := kernelBackends[backend](b, tp.Node1.Fd())
+				}
+				render() // warm up: few ops fit in the benchtime under emulation
+				b.ReportAllocs()
+				for b.Loop() {
+					render()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkScenario2ColdApply is scenario 2: a full sync of n services ×
+// 2 endpoints into a fresh, empty namespace. The namespace is created
+// and released outside the timer, and the kernel's teardown of the last
+// one is waited for.
+func BenchmarkScenario2ColdApply(b *testing.B) {
+	requireKernel(b)
+	warmUpKernel(b)
+	const eps = 2
+	for _, n := range benchSizes(b, []int{1000, 10000}) {
+		snap := benchSnapshot(b, n, eps)
+		for _, backend := range benchBackends {
+			b.Run(fmt.Sprintf("%s/size=%dx%d", backend, n, eps), func(b *testing.B) {
+				waitIdle(b)
+				ctx := context.Background()
+				for b.Loop() {
+					b.StopTimer()
+					fd := newBareNetNS(b)
+					s := newKernelBackend(b, backend, fd)
 					b.StartTimer()
-					if err := s.Sync(context.Background(), snap); err != nil {
+					if err := s.Sync(ctx, snap); err != nil {
 						b.Fatal(err)
 					}
 					b.StopTimer()
-					_ = tp.Close()
+					releaseNetNS(b, fd)
 					b.StartTimer()
 				}
 			})
@@ -77,35 +176,222 @@ func BenchmarkKernelSync(b *testing.B) {
 	}
 }
 
-// BenchmarkKernelOneChange is the partial sync of one endpoint change
-// with 10k services × 10 endpoints installed.
-func BenchmarkKernelOneChange(b *testing.B) {
+// BenchmarkScenario3OneChange is scenario 3: with n services × 10
+// endpoints installed (the initial full sync is reported as install-ns),
+// each op moves the first endpoint of one slice (on the node), a
+// different service each time, and syncs through Proxy.SyncNow: a
+// partial sync. Besides the mean (ns/op) it reports the p50 and p99 of
+// the ops, and the p50 of as many changes (at most offNodeChanges) of the
+// second endpoint, which is on another node (offnode-p50-ns).
+func BenchmarkScenario3OneChange(b *testing.B) {
 	requireKernel(b)
-	const n = 10000
-	for _, backend := range []string{"ipvs", "nftables"} {
-		b.Run(backend, func(b *testing.B) {
-			tp := netnstest.New(b)
-			p := proxykit.New(proxykit.Node{Name: "node-0"}, kernelBackends[backend](b, tp.Node1.Fd()))
-			svcs, slices := ipvs.BenchCluster(n, 10)
-			for i := range svcs {
-				_ = p.OnServiceUpdate(nil, svcs[i])
-				_ = p.OnSliceUpdate(slices[i])
-			}
-			ctx := context.Background()
-			if err := p.SyncNow(ctx); err != nil {
-				b.Fatal(err)
-			}
-			i := 0
-			for b.Loop() {
-				changed := *slices[i%n]
-				changed.Endpoints = append([]endpoints.Endpoint(nil), changed.Endpoints...)
-				changed.Endpoints[0].Addr = netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
-				_ = p.OnSliceUpdate(&changed)
+	warmUpKernel(b)
+	const eps = 10
+	for _, n := range benchSizes(b, []int{1000, 10000}) {
+		for _, backend := range benchBackends {
+			b.Run(fmt.Sprintf("%s/services=%d", backend, n), func(b *testing.B) {
+				waitIdle(b)
+				fd := newBareNetNS(b)
+				defer releaseNetNS(b, fd)
+				p := proxykit.New(proxykit.Node{Name: "node-0"}, newKernelBackend(b, backend, fd))
+				svcs, slcs := ipvs.BenchCluster(n, eps)
+				for i := range svcs {
+					if err := p.OnServiceUpdate(nil, svcs[i]); err != nil {
+						b.Fatal(err)
+					}
+					if err := p.OnSliceUpdate(slcs[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ctx := context.Background()
+				start := time.Now()
 				if err := p.SyncNow(ctx); err != nil {
 					b.Fatal(err)
 				}
-				i++
-			}
-		})
+				install := time.Since(start)
+				waitIdle(b)
+				var took []time.Duration
+				i := 0
+				for b.Loop() {
+					k := (i * 7919) % n
+					changed := *slcs[k]
+					changed.Endpoints = slices.Clone(changed.Endpoints)
+					changed.Endpoints[0].Addr = netip.AddrFrom4([4]byte{10, 250, byte(i >> 8), byte(i)})
+					t0 := time.Now()
+					if err := p.OnSliceUpdate(&changed); err != nil {
+						b.Fatal(err)
+					}
+					if err := p.SyncNow(ctx); err != nil {
+						b.Fatalf("change %d: %v", i, err)
+					}
+					took = append(took, time.Since(t0))
+					slcs[k] = &changed
+					i++
+				}
+				// The same changes with the second endpoint, on another
+				// node, untimed by the benchmark: IPVS's companion rules
+				// (the node's hairpin set) do not change then.
+				var off []time.Duration
+				for range min(len(took), offNodeChanges) {
+					k := (i * 7919) % n
+					changed := *slcs[k]
+					changed.Endpoints = slices.Clone(changed.Endpoints)
+					changed.Endpoints[1].Addr = netip.AddrFrom4([4]byte{10, 251, byte(i >> 8), byte(i)})
+					t0 := time.Now()
+					if err := p.OnSliceUpdate(&changed); err != nil {
+						b.Fatal(err)
+					}
+					if err := p.SyncNow(ctx); err != nil {
+						b.Fatalf("change %d: %v", i, err)
+					}
+					off = append(off, time.Since(t0))
+					slcs[k] = &changed
+					i++
+				}
+				b.ReportMetric(float64(install.Nanoseconds()), "install-ns")
+				b.ReportMetric(float64(nearestRank(took, 50).Nanoseconds()), "p50-ns")
+				b.ReportMetric(float64(nearestRank(took, 99).Nanoseconds()), "p99-ns")
+				b.ReportMetric(float64(nearestRank(off, 50).Nanoseconds()), "offnode-p50-ns")
+			})
+		}
 	}
+}
+
+// offNodeChanges bounds the changes of an endpoint off the node in
+// BenchmarkScenario3OneChange.
+const offNodeChanges = 20
+
+// warmUpKernel syncs 10 services with each backend into a namespace of
+// its own, untimed, so that no benchmark pays for the first use of IPVS
+// or nf_tables.
+func warmUpKernel(b *testing.B) {
+	b.Helper()
+	snap := benchSnapshot(b, 10, 2)
+	for _, backend := range benchBackends {
+		fd := newBareNetNS(b)
+		if err := newKernelBackend(b, backend, fd).Sync(context.Background(), snap); err != nil {
+			b.Fatalf("warm-up %s: %v", backend, err)
+		}
+		releaseNetNS(b, fd)
+	}
+}
+
+// nearestRank returns the p-th percentile of ds by the nearest-rank
+// method (as the bench suite's percentile).
+func nearestRank(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// newBareNetNS returns the fd of a new network namespace with only
+// loopback, up.
+func newBareNetNS(b *testing.B) int {
+	b.Helper()
+	type result struct {
+		fd  int
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		// The thread stays in the new namespace and is never unlocked:
+		// the runtime ends it with the goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			done <- result{err: fmt.Errorf("unshare network namespace: %w", err)}
+			return
+		}
+		// Loopback up, as on a node: it creates the local routing table,
+		// without which IPVS refuses real servers (EINVAL: the address
+		// type is not unicast).
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			done <- result{err: fmt.Errorf("loopback up: %w", err)}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		done <- result{fd, err}
+	}()
+	r := <-done
+	if r.err != nil {
+		b.Fatal(r.err)
+	}
+	return r.fd
+}
+
+// releaseNetNS flushes IPVS in the namespace fd, closes it and waits for
+// the kernel to be idle. The flush matters: IPVS's service table is
+// global, keyed by namespace, and the ipvs Syncer's netlink sockets keep
+// its namespace alive; services left there would slow the next runs.
+func releaseNetNS(b *testing.B, fd int) {
+	b.Helper()
+	h, err := mobyipvs.New("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	h.Close()
+	if err := unix.Close(fd); err != nil {
+		b.Fatal(err)
+	}
+	waitIdle(b)
+}
+
+// waitIdle waits, up to 30 seconds, until the CPUs are at least 90% idle
+// over 200 ms: the kernel tears namespaces down in the background.
+func waitIdle(b *testing.B) {
+	b.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	idle0, total0 := cpuTimes(b)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		idle1, total1 := cpuTimes(b)
+		if total1 > total0 && float64(idle1-idle0)/float64(total1-total0) >= 0.9 {
+			return
+		}
+		idle0, total0 = idle1, total1
+	}
+	b.Logf("waitIdle: the CPUs were still busy after 30s")
+}
+
+// cpuTimes returns the idle (idle and iowait) and total jiffies of all
+// CPUs, from /proc/stat.
+func cpuTimes(b *testing.B) (idle, total uint64) {
+	b.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 || f[0] != "cpu" {
+			continue
+		}
+		for i, v := range f[1:] {
+			if i >= 8 { // guest times are part of user and nice
+				break
+			}
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				b.Fatalf("/proc/stat: %q: %v", sc.Text(), err)
+			}
+			total += n
+			if i == 3 || i == 4 {
+				idle += n
+			}
+		}
+		return idle, total
+	}
+	b.Fatal("/proc/stat: no cpu line")
+	return 0, 0
 }

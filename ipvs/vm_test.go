@@ -25,15 +25,26 @@ func TestVM(t *testing.T) {
 	}
 	run := "^TestKernel"
 	if r := os.Getenv("PROXYKIT_VM_RUN"); r != "" {
-		run = r // e.g. to run the VM benchmarks: PROXYKIT_VM_RUN='^$' PROXYKIT_VM_BENCH=.
+		run = r // e.g. to run the VM benchmarks: PROXYKIT_VM_RUN='^$' PROXYKIT_VM_BENCH=Scenario
 	}
 	args := []string{"-test.run=" + run, "-test.v", "-test.timeout=200s", "-test.parallel=8"}
 	timeout := 7 * time.Minute // room for one boot retry (vmtest.BootTimeout)
+	env := map[string]string{}
 	if b := os.Getenv("PROXYKIT_VM_BENCH"); b != "" {
-		args = append(args, "-test.bench="+b, "-test.benchtime=1x", "-test.timeout=25m")
+		// The benchmarks (bench_kernel_test.go): PROXYKIT_VM_BENCHTIME is
+		// their -test.benchtime, and PROXYKIT_VM_BENCH_MAX caps their
+		// number of services.
+		benchtime := "1x"
+		if v := os.Getenv("PROXYKIT_VM_BENCHTIME"); v != "" {
+			benchtime = v
+		}
+		args = append(args, "-test.bench="+b, "-test.benchtime="+benchtime, "-test.timeout=25m")
+		if v := os.Getenv(benchMaxEnv); v != "" {
+			env[benchMaxEnv] = v
+		}
 		timeout = 30 * time.Minute
 	}
-	vmtest.Run(t, vmtest.Options{Package: ".", Args: args, Timeout: timeout, MemoryMB: 2048})
+	vmtest.Run(t, vmtest.Options{Package: ".", Args: args, Env: env, Timeout: timeout, MemoryMB: 2048})
 }
 
 // requireKernel skips a kernel test unless it runs in the VM or on a host

@@ -13,7 +13,7 @@ func TestParseIDs(t *testing.T) {
 	if ids, err := parseIDs(""); err != nil || ids != nil {
 		t.Errorf("parseIDs(\"\") = %v, %v", ids, err)
 	}
-	for _, bad := range []string{"0", "8", "x", "1,two"} {
+	for _, bad := range []string{"0", "9", "x", "1,two"} {
 		if _, err := parseIDs(bad); err == nil {
 			t.Errorf("parseIDs(%q): no error", bad)
 		}
