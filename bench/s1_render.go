@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"testing"
@@ -84,8 +85,65 @@ func runRender(_ context.Context, env *Env) (Result, error) {
 			series[i+1].Y = append(series[i+1].Y, float64(res.NsPerOp())/1e6)
 		}
 	}
-	return Result{Tables: []Table{t}, Plots: []Plot{{File: "s1-render.png", Title: "Render (×10 endpoints)",
+	sizes := env.sizes([]int{30000}, nil)
+	sp, err := syncPath(env, sizes[len(sizes)-1], eps)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Tables: []Table{t, sp}, Plots: []Plot{{File: "s1-render.png", Title: "Render (×10 endpoints)",
 		XLabel: "services", YLabel: "ms/op", LogX: true, LogY: true, Series: series}}}, nil
+}
+
+// syncTargets are the backend issues' goals for the sync path with a null
+// kernel at 30k × 10, and kube-proxy's figures on these machines.
+var syncTargets = map[string]string{
+	"nftables": "≤ 240 ms, ≤ 150 MB (kube-proxy nftables: 1.21 s, 558 MB)",
+	"iptables": "≤ 360 ms (kube-proxy iptables: 1.81 s, 891 MB)",
+}
+
+// syncPath measures the sync path with a null kernel, the goal measure of
+// the backend issues: a Proxy's pending changes (n services × eps
+// endpoints, the Update calls outside the timer, as informer events are
+// outside kube-proxy's sync) turned into a Snapshot, plus the backend's
+// Render.
+func syncPath(env *Env, n, eps int) (Table, error) {
+	t := Table{Title: fmt.Sprintf("Sync path with a null kernel: pending changes → Snapshot + Render, %d services × %d endpoints", n, eps),
+		Columns: []string{"backend", "time/op", "allocs/op", "bytes/op", "goal (backend issue)"},
+		Note: "`Proxy.SyncNow` over a Syncer that only renders, after the Update calls of every service and slice (not timed). " +
+			"The goals are for 30k × 10; kube-proxy's figures are its sync with a null kernel (tracker apply plus render) on these machines, from the backend issues."}
+	svcs, slcs := Cluster(n, eps)
+	for _, r := range renderers {
+		env.Logf("  sync path %d services: %s", n, r.name)
+		var berr error
+		render := proxykit.SyncerFunc(func(_ context.Context, s *proxykit.Snapshot) error { return r.fn(s) })
+		res := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				p := proxykit.New(Node, render)
+				for i := range svcs {
+					if err := errors.Join(p.OnServiceUpdate(nil, svcs[i]), p.OnSliceUpdate(slcs[i])); err != nil {
+						berr = err
+						b.SkipNow()
+					}
+				}
+				b.StartTimer()
+				if err := p.SyncNow(context.Background()); err != nil {
+					berr = err
+					b.SkipNow()
+				}
+			}
+		})
+		if berr != nil {
+			return t, fmt.Errorf("%s: %w", r.name, berr)
+		}
+		goal := syncTargets[r.name]
+		if goal == "" {
+			goal = "–"
+		}
+		t.AddRow(r.name, time.Duration(res.NsPerOp()), res.AllocsPerOp(), fmtBytes(uint64(res.AllocedBytesPerOp())), goal)
+	}
+	return t, nil
 }
 
 // setBenchTime sets testing.Benchmark's duration: the -test.benchtime flag,

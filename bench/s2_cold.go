@@ -160,7 +160,7 @@ func runColdApply(ctx context.Context, env *Env) (Result, error) {
 }
 
 // slowRun: a cold apply and its floor slower than this are not repeated.
-const slowRun = 30 * time.Second
+const slowRun = 10 * time.Second
 
 func nftColdApply(ctx context.Context, snap *proxykit.Snapshot) (time.Duration, error) {
 	ns, err := NewNetNS()

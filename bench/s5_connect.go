@@ -108,9 +108,35 @@ func connectOnce(nsFd, port int, dst netip.AddrPort, timeout time.Duration) (tim
 	sa := &unix.SockaddrInet4{Port: int(dst.Port()), Addr: dst.Addr().As4()}
 	start := time.Now()
 	err = unix.Connect(fd, sa)
+	for err == unix.EINTR { // a signal (the Go runtime's preemption); the handshake goes on
+		err = awaitConnect(fd, start.Add(timeout))
+	}
 	took := time.Since(start)
 	if err != nil {
 		return 0, fmt.Errorf("connect %s from port %d: %w", dst, port, err)
 	}
 	return took, nil
+}
+
+// awaitConnect waits until the connection of fd is established or has
+// failed, or until deadline: its result, or EINTR when a signal came
+// first.
+func awaitConnect(fd int, deadline time.Time) error {
+	ms := int(time.Until(deadline).Milliseconds())
+	if ms <= 0 {
+		return unix.ETIMEDOUT
+	}
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}, ms)
+	switch {
+	case err != nil:
+		return err
+	case n == 0:
+		return unix.ETIMEDOUT
+	}
+	if soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil {
+		return err
+	} else if soErr != 0 {
+		return unix.Errno(soErr)
+	}
+	return nil
 }

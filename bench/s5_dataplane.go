@@ -232,7 +232,7 @@ func runDataPlane(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	rounds, warmup := 1000, 5
+	rounds, warmup := 500, 5
 	switch {
 	case env.Sizes != nil: // a test
 		rounds = 100

@@ -42,7 +42,7 @@ func TestSmoke(t *testing.T) {
 	}
 	report := string(b)
 	want := []string{"| Kernel |", "| CPU |", "| Date |",
-		"## 1. Render only", "| 10 | nftables |", "| 10 | iptables |", "| 10 | ipvs (Plan+Rules) |", "| 10 | baseline: NewSnapshot |",
+		"## 1. Render only", "**Sync path with a null kernel: pending changes → Snapshot + Render, 10 services × 10 endpoints**", "| 10 | nftables |", "| 10 | iptables |", "| 10 | ipvs (Plan+Rules) |", "| 10 | baseline: NewSnapshot |",
 		"## 7. Memory", "**Memory holding and syncing 10 services", "| iptables | a Runner that discards the restore input |",
 		"| ipvs | the in-memory IPVS and nftables Fakes (subtracted) |",
 		"## 8. IPVS in a VM: scenarios 1–3 as ratios to nftables", "Skipped: IPVS in a VM: sizes are set (a test run), so the VM is not booted",
