@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
@@ -92,28 +91,12 @@ func newTestRunner(t testing.TB, v Variant) *ExecRunner {
 // descriptor of it, closed (and the namespace freed) when t ends.
 func newNetNS(t testing.TB) int {
 	t.Helper()
-	type result struct {
-		fd  int
-		err error
+	fd, err := netnstest.Anonymous(false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan result)
-	go func() {
-		// The thread enters the new namespace and is never unlocked: it
-		// exits with the goroutine.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("unshare: %w", err)}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		done <- result{fd, err}
-	}()
-	res := <-done
-	if res.err != nil {
-		t.Fatalf("create a network namespace: %v", res.err)
-	}
-	t.Cleanup(func() { unix.Close(res.fd) })
-	return res.fd
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
 }
 
 // inNS runs a command in the namespace fd (tests only: flushing our

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,10 +16,10 @@ import (
 	"time"
 
 	mobyipvs "github.com/moby/ipvs"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/netnstest"
 	"github.com/proxykit/proxykit/ipvs"
 	"github.com/proxykit/proxykit/nftables"
 )
@@ -289,41 +288,15 @@ func nearestRank(ds []time.Duration, p float64) time.Duration {
 }
 
 // newBareNetNS returns the fd of a new network namespace with only
-// loopback, up.
+// loopback, up: without its local routing table IPVS refuses real
+// servers (EINVAL: the address type is not unicast).
 func newBareNetNS(b *testing.B) int {
 	b.Helper()
-	type result struct {
-		fd  int
-		err error
+	fd, err := netnstest.Anonymous(true)
+	if err != nil {
+		b.Fatal(err)
 	}
-	done := make(chan result)
-	go func() {
-		// The thread stays in the new namespace and is never unlocked:
-		// the runtime ends it with the goroutine.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("unshare network namespace: %w", err)}
-			return
-		}
-		// Loopback up, as on a node: it creates the local routing table,
-		// without which IPVS refuses real servers (EINVAL: the address
-		// type is not unicast).
-		lo, err := netlink.LinkByName("lo")
-		if err == nil {
-			err = netlink.LinkSetUp(lo)
-		}
-		if err != nil {
-			done <- result{err: fmt.Errorf("loopback up: %w", err)}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		done <- result{fd, err}
-	}()
-	r := <-done
-	if r.err != nil {
-		b.Fatal(r.err)
-	}
-	return r.fd
+	return fd
 }
 
 // releaseNetNS flushes IPVS in the namespace fd, closes it and waits for

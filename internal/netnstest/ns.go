@@ -159,3 +159,33 @@ func (n *NS) setSysctls(kv [][2]string) error {
 		return nil
 	})
 }
+
+// Anonymous creates a network namespace without a name, holding only its
+// loopback interface (up when loUp: that also creates the local routing
+// table, which IPVS needs for real servers), and returns a file
+// descriptor of it. The namespace lives until the caller closes the
+// descriptor and nothing else uses it.
+func Anonymous(loUp bool) (int, error) {
+	fd := -1
+	err := onDisposableThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		if loUp {
+			lo, err := netlink.LinkByName("lo")
+			if err == nil {
+				err = netlink.LinkSetUp(lo)
+			}
+			if err != nil {
+				return fmt.Errorf("loopback up: %w", err)
+			}
+		}
+		var err error
+		fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return -1, fmt.Errorf("netnstest: create an anonymous network namespace: %w", err)
+	}
+	return fd, nil
+}
