@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/golden"
 	"github.com/proxykit/proxykit/internal/netnstest"
 )
 
@@ -57,7 +58,7 @@ func checkKernelHolds(t *testing.T, r Runner, snap *proxykit.Snapshot, cfg Confi
 		}
 		w, g := normalize(want.String(), prefix, dispatchAnyOrder), normalize(string(got), prefix, dispatchAnyOrder)
 		if w != g {
-			t.Errorf("%s %s: iptables-save differs from Render (-render +kernel):\n%s", want.Family, want.Name, lineDiff(w, g))
+			t.Errorf("%s %s: iptables-save differs from Render (-render +kernel):\n%s", want.Family, want.Name, golden.LineDiff(w, g))
 		}
 	}
 	for _, fam := range proxykit.Families {

@@ -1,22 +1,18 @@
 package iptables
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/affinity"
 	"github.com/proxykit/proxykit/endpoints"
+	"github.com/proxykit/proxykit/internal/golden"
 	"github.com/proxykit/proxykit/internal/synthetic"
 	"github.com/proxykit/proxykit/servicemap"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // The shared fixtures of the backends' tests.
 var (
@@ -119,19 +115,7 @@ func TestRenderGolden(t *testing.T) {
 			if again.String() != got {
 				t.Fatal("Render is not deterministic")
 			}
-			path := filepath.Join("testdata", name+".rules")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("Render differs from %s (-update to accept):\n%s", path, lineDiff(string(want), got))
-			}
+			golden.Check(t, filepath.Join("testdata", name+".rules"), got)
 			for _, tb := range rs.Tables {
 				for _, c := range tb.Chains() {
 					if len(c) > maxChainName {
@@ -141,29 +125,4 @@ func TestRenderGolden(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lineDiff lists the lines only in want (-) or only in got (+).
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	in := func(ls []string) map[string]int {
-		m := map[string]int{}
-		for _, l := range ls {
-			m[l]++
-		}
-		return m
-	}
-	wm, gm := in(w), in(g)
-	var b strings.Builder
-	for _, l := range w {
-		if gm[l] == 0 {
-			b.WriteString("- " + l + "\n")
-		}
-	}
-	for _, l := range g {
-		if wm[l] == 0 {
-			b.WriteString("+ " + l + "\n")
-		}
-	}
-	return b.String()
 }

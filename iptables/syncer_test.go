@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/golden"
 )
 
 // checkHolds asserts that the Fake holds exactly what Render gives for
@@ -25,7 +26,7 @@ func checkHolds(t *testing.T, f *Fake, snap *proxykit.Snapshot, cfg Config, disp
 		}
 		w, g := normalize(want.String(), prefix, dispatchAnyOrder), normalize(string(got), prefix, dispatchAnyOrder)
 		if w != g {
-			t.Errorf("%s %s differs from the render:\n%s", want.Family, want.Name, lineDiff(w, g))
+			t.Errorf("%s %s differs from the render:\n%s", want.Family, want.Name, golden.LineDiff(w, g))
 		}
 	}
 }
@@ -133,7 +134,7 @@ func TestFakeRestoreIsAtomic(t *testing.T) {
 		t.Fatalf("Restore = %v, want a RestoreError at line 4", err)
 	}
 	if after, _ := f.Save(context.Background(), proxykit.IPv4, tableNAT); string(after) != string(before) {
-		t.Errorf("a failed restore changed the table:\n%s", lineDiff(string(before), string(after)))
+		t.Errorf("a failed restore changed the table:\n%s", golden.LineDiff(string(before), string(after)))
 	}
 }
 

@@ -1,9 +1,7 @@
 package ipvs
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,11 +9,10 @@ import (
 	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/affinity"
 	"github.com/proxykit/proxykit/endpoints"
+	goldenfile "github.com/proxykit/proxykit/internal/golden"
 	"github.com/proxykit/proxykit/internal/synthetic"
 	"github.com/proxykit/proxykit/servicemap"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // The shared fixtures of the backends' tests.
 var (
@@ -84,18 +81,5 @@ func goldenScenarios() map[string]scenario {
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (-want +got):\n-%s\n+%s", path, want, got)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), got)
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/proxykit/proxykit/internal/golden"
 )
 
 // program runs the full ops of rs in ns.
@@ -31,7 +33,7 @@ func (ns *testNS) checkTable(t *testing.T, tb *Table) {
 	tb.write(&b)
 	want := normalizeNft(b.String())
 	if got := normalizeNft(ns.list(t, tb.Family, tb.Name)); got != want {
-		t.Errorf("table %s %s differs (-want +kernel):\n%s", tb.Family, tb.Name, lineDiff(want, got))
+		t.Errorf("table %s %s differs (-want +kernel):\n%s", tb.Family, tb.Name, golden.LineDiff(want, got))
 	}
 }
 
@@ -65,7 +67,7 @@ func TestConnIdempotentAdds(t *testing.T) {
 		t.Fatalf("full sync: %v", err)
 	}
 	if after := ns.list(t, IPv4, DefaultTable) + ns.list(t, IPv6, DefaultTable); after != before {
-		t.Errorf("the full sync changed the tables (-first +second):\n%s", lineDiff(before, after))
+		t.Errorf("the full sync changed the tables (-first +second):\n%s", golden.LineDiff(before, after))
 	}
 }
 
@@ -110,7 +112,7 @@ func TestConnAtomic(t *testing.T) {
 		t.Errorf("error %q does not start with %q", err, want)
 	}
 	if after := ns.list(t, IPv4, DefaultTable); after != before {
-		t.Errorf("the failed batch changed the table (-before +after):\n%s", lineDiff(before, after))
+		t.Errorf("the failed batch changed the table (-before +after):\n%s", golden.LineDiff(before, after))
 	}
 }
 
@@ -140,7 +142,7 @@ func TestConnErrorNamesOp(t *testing.T) {
 		t.Errorf("error %q does not start with %q", err, want)
 	}
 	if after := ns.list(t, IPv4, DefaultTable); after != before {
-		t.Errorf("the failed batch changed the table (-before +after):\n%s", lineDiff(before, after))
+		t.Errorf("the failed batch changed the table (-before +after):\n%s", golden.LineDiff(before, after))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/proxykit/proxykit/internal/golden"
 	"github.com/proxykit/proxykit/internal/netnstest"
 )
 
@@ -38,7 +39,7 @@ func TestReadback(t *testing.T) {
 				w, g := normalizeNft(want.String()), normalizeNft(got)
 				if w != g {
 					t.Errorf("table %s %s: nft list differs from Render (-render +kernel):\n%s\nkernel:\n%s",
-						tb.Family, tb.Name, lineDiff(w, g), got)
+						tb.Family, tb.Name, golden.LineDiff(w, g), got)
 				}
 			}
 		})

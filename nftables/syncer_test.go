@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/golden"
 )
 
 // sortedTable is t with sets and chains sorted by name and elements by
@@ -54,7 +55,7 @@ func checkHolds(t *testing.T, f *Fake, snap *proxykit.Snapshot, cfg Config) {
 		}
 		w, g := (&Ruleset{Tables: []*Table{sortedTable(want)}}).String(), (&Ruleset{Tables: []*Table{got}}).String()
 		if w != g {
-			t.Errorf("table %s differs from the render:\n%s", want.Family, lineDiff(w, g))
+			t.Errorf("table %s differs from the render:\n%s", want.Family, golden.LineDiff(w, g))
 		}
 	}
 }
