@@ -5,12 +5,11 @@ package iptables
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/synthetic"
 )
 
 // BenchmarkColdApply programs n services × e endpoints into an empty
@@ -22,8 +21,7 @@ func BenchmarkColdApply(b *testing.B) {
 				if v == NFT && size.n*size.eps > 20000 {
 					b.Skip(nftQuadratic)
 				}
-				svcs, slices := benchCluster(size.n, size.eps)
-				snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
+				snap, err := synthetic.Snapshot(size.n, size.eps)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -62,30 +60,13 @@ func BenchmarkOneChange10k(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p := proxykit.New(proxykit.Node{Name: "node-0"}, s)
-			svcs, slcs := benchCluster(10000, eps)
-			for i := range svcs {
-				_ = p.OnServiceUpdate(nil, svcs[i])
-				_ = p.OnSliceUpdate(slcs[i])
-			}
+			p, slcs := synthetic.LoadProxy(b, s, 10000, eps)
 			if err := p.SyncNow(context.Background()); err != nil {
 				b.Fatal(err)
 			}
 			var took []time.Duration
-			i := 0
-			for b.Loop() {
-				changed := *slcs[(i*7919)%len(slcs)]
-				changed.Endpoints = slices.Clone(changed.Endpoints)
-				changed.Endpoints[0].Addr = netip.AddrFrom4([4]byte{10, 250, byte(i >> 8), byte(i)})
-				i++
-				start := time.Now()
-				if err := p.OnSliceUpdate(&changed); err != nil {
-					b.Fatal(err)
-				}
-				if err := p.SyncNow(context.Background()); err != nil {
-					b.Fatal(err)
-				}
-				took = append(took, time.Since(start))
+			for i := 0; b.Loop(); i++ {
+				took = append(took, synthetic.Change(b, p, slcs, i, 0))
 			}
 			slices.Sort(took)
 			b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/proxykit/proxykit"
 	"github.com/proxykit/proxykit/internal/netnstest"
+	"github.com/proxykit/proxykit/internal/synthetic"
 	"github.com/proxykit/proxykit/ipvs"
 	"github.com/proxykit/proxykit/nftables"
 )
@@ -43,10 +43,8 @@ const benchMaxEnv = "PROXYKIT_VM_BENCH_MAX"
 
 // The bench suite's configuration (bench/backends.go).
 var (
-	benchClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/48")}
-	benchLocalCIDRs   = []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:244:1::/64")}
-	benchIPVSConfig   = ipvs.Config{ClusterCIDRs: benchClusterCIDRs, LocalPodCIDRs: benchLocalCIDRs}
-	benchNFTConfig    = nftables.Config{ClusterCIDRs: benchClusterCIDRs, LocalPodCIDRs: benchLocalCIDRs}
+	benchIPVSConfig = ipvs.Config{ClusterCIDRs: synthetic.ClusterCIDRs, LocalPodCIDRs: synthetic.LocalPodCIDRs}
+	benchNFTConfig  = nftables.Config{ClusterCIDRs: synthetic.ClusterCIDRs, LocalPodCIDRs: synthetic.LocalPodCIDRs}
 )
 
 // benchBackends are the compared backends, in the order they run.
@@ -104,8 +102,7 @@ func benchSizes(b *testing.B, def []int) []int {
 
 func benchSnapshot(b *testing.B, n, eps int) *proxykit.Snapshot {
 	b.Helper()
-	svcs, slcs := ipvs.BenchCluster(n, eps)
-	snap, err := proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slcs)
+	snap, err := synthetic.Snapshot(n, eps)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -192,59 +189,24 @@ func BenchmarkScenario3OneChange(b *testing.B) {
 				waitIdle(b)
 				fd := newBareNetNS(b)
 				defer releaseNetNS(b, fd)
-				p := proxykit.New(proxykit.Node{Name: "node-0"}, newKernelBackend(b, backend, fd))
-				svcs, slcs := ipvs.BenchCluster(n, eps)
-				for i := range svcs {
-					if err := p.OnServiceUpdate(nil, svcs[i]); err != nil {
-						b.Fatal(err)
-					}
-					if err := p.OnSliceUpdate(slcs[i]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				ctx := context.Background()
+				p, slcs := synthetic.LoadProxy(b, newKernelBackend(b, backend, fd), n, eps)
 				start := time.Now()
-				if err := p.SyncNow(ctx); err != nil {
+				if err := p.SyncNow(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				install := time.Since(start)
 				waitIdle(b)
 				var took []time.Duration
 				i := 0
-				for b.Loop() {
-					k := (i * 7919) % n
-					changed := *slcs[k]
-					changed.Endpoints = slices.Clone(changed.Endpoints)
-					changed.Endpoints[0].Addr = netip.AddrFrom4([4]byte{10, 250, byte(i >> 8), byte(i)})
-					t0 := time.Now()
-					if err := p.OnSliceUpdate(&changed); err != nil {
-						b.Fatal(err)
-					}
-					if err := p.SyncNow(ctx); err != nil {
-						b.Fatalf("change %d: %v", i, err)
-					}
-					took = append(took, time.Since(t0))
-					slcs[k] = &changed
-					i++
+				for ; b.Loop(); i++ {
+					took = append(took, synthetic.Change(b, p, slcs, i, 0))
 				}
 				// The same changes with the second endpoint, on another
 				// node, untimed by the benchmark: IPVS's companion rules
 				// (the node's hairpin set) do not change then.
 				var off []time.Duration
 				for range min(len(took), offNodeChanges) {
-					k := (i * 7919) % n
-					changed := *slcs[k]
-					changed.Endpoints = slices.Clone(changed.Endpoints)
-					changed.Endpoints[1].Addr = netip.AddrFrom4([4]byte{10, 251, byte(i >> 8), byte(i)})
-					t0 := time.Now()
-					if err := p.OnSliceUpdate(&changed); err != nil {
-						b.Fatal(err)
-					}
-					if err := p.SyncNow(ctx); err != nil {
-						b.Fatalf("change %d: %v", i, err)
-					}
-					off = append(off, time.Since(t0))
-					slcs[k] = &changed
+					off = append(off, synthetic.Change(b, p, slcs, i, 1))
 					i++
 				}
 				b.ReportMetric(float64(install.Nanoseconds()), "install-ns")

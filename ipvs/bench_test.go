@@ -15,9 +15,6 @@ import (
 // benchCluster is the benchmarks' cluster, the same for every backend.
 var benchCluster = synthetic.Cluster
 
-// BenchCluster exports benchCluster to the package's external tests.
-var BenchCluster = benchCluster
-
 // BenchmarkSyncFake is a cold full sync of n virtual servers × 10 real
 // servers into an empty Fake.
 func BenchmarkSyncFake(b *testing.B) {

@@ -5,14 +5,13 @@ package nftables
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/proxykit/proxykit"
+	"github.com/proxykit/proxykit/internal/synthetic"
 )
 
 // BenchmarkColdApply programs n services × e endpoints into an empty
@@ -71,30 +70,13 @@ func BenchmarkOneChange30k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := proxykit.New(proxykit.Node{Name: "node-0"}, s)
-	svcs, slcs := benchCluster(30000, 10)
-	for i := range svcs {
-		_ = p.OnServiceUpdate(nil, svcs[i])
-		_ = p.OnSliceUpdate(slcs[i])
-	}
+	p, slcs := synthetic.LoadProxy(b, s, 30000, 10)
 	if err := p.SyncNow(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	var took []time.Duration
-	i := 0
-	for b.Loop() {
-		changed := *slcs[(i*7919)%len(slcs)]
-		changed.Endpoints = slices.Clone(changed.Endpoints)
-		changed.Endpoints[0].Addr = netip.AddrFrom4([4]byte{10, 250, byte(i >> 8), byte(i)})
-		i++
-		start := time.Now()
-		if err := p.OnSliceUpdate(&changed); err != nil {
-			b.Fatal(err)
-		}
-		if err := p.SyncNow(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		took = append(took, time.Since(start))
+	for i := 0; b.Loop(); i++ {
+		took = append(took, synthetic.Change(b, p, slcs, i, 0))
 	}
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")

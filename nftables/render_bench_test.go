@@ -1,7 +1,6 @@
 package nftables
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -47,26 +46,8 @@ func BenchmarkRender(b *testing.B) {
 // these machines). The Update calls are outside the timer, as informer
 // events are outside kube-proxy's sync.
 func BenchmarkSnapshotAndRender(b *testing.B) {
-	svcs, slices := benchCluster(30000, 10)
-	render := proxykit.SyncerFunc(func(_ context.Context, snap *proxykit.Snapshot) error {
+	synthetic.BenchSyncPath(b, 30000, 10, func(snap *proxykit.Snapshot) error {
 		_, err := Render(snap, testConfig)
 		return err
 	})
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		p := proxykit.New(proxykit.Node{Name: "node-0"}, render)
-		for i := range svcs {
-			if err := p.OnServiceUpdate(nil, svcs[i]); err != nil {
-				b.Fatal(err)
-			}
-			if err := p.OnSliceUpdate(slices[i]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.StartTimer()
-		if err := p.SyncNow(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

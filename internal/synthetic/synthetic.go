@@ -38,10 +38,14 @@ func Cluster(n, eps int) ([]*servicemap.Service, []*endpoints.Slice) {
 	return svcs, slices
 }
 
-// Snapshot is a full snapshot of Cluster(n, eps) on node "node-0".
+// ClusterNode is the node the benchmarks program Cluster for: "node-0",
+// which holds a quarter of the endpoints.
+var ClusterNode = proxykit.Node{Name: "node-0"}
+
+// Snapshot is a full snapshot of Cluster(n, eps) on ClusterNode.
 func Snapshot(n, eps int) (*proxykit.Snapshot, error) {
 	svcs, slices := Cluster(n, eps)
-	return proxykit.NewSnapshot(proxykit.Node{Name: "node-0"}, svcs, slices)
+	return proxykit.NewSnapshot(ClusterNode, svcs, slices)
 }
 
 // The small fixtures of the backends' render and sync tests: a node with
