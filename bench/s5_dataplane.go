@@ -71,18 +71,11 @@ func iptInstall(v iptables.Variant) func(ctx context.Context, node *NetNS, snap 
 		if err != nil {
 			return 0, nil, err
 		}
-		var took time.Duration
-		for try := 1; ; try++ {
-			start := time.Now()
-			err = s.Sync(ctx, snap)
-			took = time.Since(start)
-			if err == nil || !errors.Is(err, iptables.ErrLocked) || try == s5LockTries {
-				break
-			}
-		}
-		if err != nil {
+		start := time.Now()
+		if err := s.Sync(ctx, snap); err != nil {
 			return 0, nil, err
 		}
+		took := time.Since(start)
 		save, err := r.Save(ctx, proxykit.IPv4, "nat")
 		if err != nil {
 			return 0, nil, err
@@ -90,11 +83,6 @@ func iptInstall(v iptables.Variant) func(ctx context.Context, node *NetNS, snap 
 		return took, dispatchOrder(save, s5DispatchChain), nil
 	}
 }
-
-// s5LockTries is how often an iptables sync is tried while another
-// program holds the xtables lock (a file lock of the whole machine, not of
-// the namespace: other benchmarks' iptables runs hold it for seconds).
-const s5LockTries = 5
 
 // s5DispatchChain is the iptables backend's dispatch chain in nat.
 const s5DispatchChain = iptables.DefaultPrefix + "-SERVICES"
@@ -302,11 +290,11 @@ func runDataPlane(ctx context.Context, env *Env) (Result, error) {
 		"Its SYN is tried against every service rule of that chain before it matches, and then against every rule of the filter table's %s chain (one per service, jumped to for new connections only); "+
 		"nftables looks the ClusterIP up in one verdict map, whatever n. "+
 		"A connect is one blocking connect(2) (SYN, SYN/ACK, ACK) of a fresh socket with its own source port, so every connection is a new conntrack entry; closed with a reset. "+
-		"Each backend and size: a fresh topology, one cold sync (an iptables sync that finds the machine-wide xtables lock held by another program is tried again, up to %d times), %d warm-up then %d rounds, each round one connect to the ClusterIP and one, interleaved, "+
+		"Each backend and size: a fresh topology, one cold sync, %d warm-up then %d rounds, each round one connect to the ClusterIP and one, interleaved, "+
 		"to the pod's address in a second topology of the same shape without any rules (direct p50/p99: those connects; "+
 		"the \"direct to pod\" row pools them over the backends of that size). Added (paired p50): the median over the rounds of "+
 		"(connect through the ClusterIP − connect to the pod) of the same round, which cancels most of the machine's changing load.",
-		s5Eps, s5DispatchChain, s5DispatchChain, s5LockTries, warmup, rounds)
+		s5Eps, s5DispatchChain, s5DispatchChain, warmup, rounds)
 	if len(capped) > 0 {
 		t.Note += fmt.Sprintf(" %s runs only up to %d services: iptables-nft-restore of more chains takes minutes.", strings.Join(capped, ", "), s5IptNFTMax)
 	}
